@@ -1,0 +1,47 @@
+"""DAVIS 2016/2017 evaluation sequences (the official folder layout)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datasets.video_source import VideoSource, check_sequence_folder
+from util.errors import UserError
+
+
+def read_sequence_list(path: Path) -> list[str]:
+    if not path.is_file():
+        raise UserError(f"{path}: sequence list not found; check --davis (it should contain ImageSets/)")
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not names:
+        raise UserError(f"{path}: sequence list is empty")
+    return names
+
+
+def davis_sequences(root: str | Path, imset: str | Path, resolution: str = "480p", single_object: bool = False) -> list[VideoSource]:
+    """Sequences of a DAVIS split.
+
+    ``root`` holds ``JPEGImages/<res>`` and ``Annotations/<res>``; ``imset`` is the
+    sequence list (relative to ``root/ImageSets`` unless absolute). Outputs are named
+    ``00000.png``… and have the size of the first annotation (as in the official code).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root}: DAVIS folder not found; pass the dataset root with --davis")
+    names = read_sequence_list(root / "ImageSets" / imset)
+    videos = []
+    for name in names:
+        frames = check_sequence_folder(root / "JPEGImages" / resolution / name)
+        first = root / "Annotations" / resolution / name / "00000.png"
+        if not first.is_file():
+            raise UserError(f"{first}: first-frame annotation not found; every sequence needs 00000.png")
+        video = VideoSource(
+            name=name,
+            frames=frames,
+            annotation_files={0: first},
+            output_names=[f"{i:05d}.png" for i in range(len(frames))],
+            single_object=single_object,
+            palette_from=first,
+        )
+        video.output_size = video.frame_size(0)
+        videos.append(video)
+    return videos

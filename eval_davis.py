@@ -1,0 +1,52 @@
+"""DAVIS 2017 evaluation (val or test-dev): palette PNG masks per sequence."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from datasets.davis_test_dataset import davis_sequences
+from model.memory_policy import DAVIS_MEMORY
+from util.errors import UserError, exit_on_user_error
+from util.eval_runner import (
+    add_eval_args,
+    build_network,
+    memory_config,
+    prepare_output,
+    print_summary,
+    resolve_device,
+    run_evaluation,
+)
+
+SPLITS = {"val": ("trainval", "2017/val.txt"), "testdev": ("test-dev", "2017/test-dev.txt")}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--davis", default="data/DAVIS/2017", help="DAVIS 2017 root (holds trainval/ and test-dev/)")
+    parser.add_argument("--split", default="val", choices=sorted(SPLITS), help="val/testdev")
+    add_eval_args(parser, DAVIS_MEMORY)
+    return parser.parse_args(argv)
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    folder, imset = SPLITS[args.split]
+    root = Path(args.davis) / folder
+    if not root.is_dir():
+        raise UserError(f"{root}: DAVIS 2017 {args.split} folder not found; --davis should point at DAVIS/2017")
+    videos = davis_sequences(root, imset)
+    device = resolve_device(args.device)
+    network = build_network(args, device)
+    output = prepare_output(args.output)
+    torch.set_grad_enabled(False)
+    stats = run_evaluation(network, memory_config(args), videos, output, device)
+    print_summary(stats, output)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

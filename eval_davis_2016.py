@@ -1,0 +1,49 @@
+"""DAVIS 2016 evaluation (single object): 0/255 grayscale PNG masks per sequence."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from datasets.davis_test_dataset import davis_sequences
+from model.memory_policy import DAVIS_MEMORY
+from util.errors import exit_on_user_error
+from util.eval_runner import (
+    add_eval_args,
+    build_network,
+    memory_config,
+    prepare_output,
+    print_summary,
+    resolve_device,
+    run_evaluation,
+    write_binary,
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--davis", default="data/DAVIS/2016", help="DAVIS 2016 root; the sequence list is read from ../2017/trainval")
+    add_eval_args(parser, DAVIS_MEMORY)
+    return parser.parse_args(argv)
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    root = Path(args.davis)
+    # As in the official code: the 2016 list lives in the 2017 trainval folder.
+    imset = (root / ".." / "2017" / "trainval" / "ImageSets" / "2016" / "val.txt").resolve()
+    videos = davis_sequences(root, imset, single_object=True)
+    device = resolve_device(args.device)
+    network = build_network(args, device)
+    output = prepare_output(args.output)
+    torch.set_grad_enabled(False)
+    stats = run_evaluation(network, memory_config(args), videos, output, device, writer=write_binary)
+    print_summary(stats, output)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

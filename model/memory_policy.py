@@ -1,0 +1,150 @@
+"""The quality-aware dynamic memory policy (QDMN, SPEC §2), as plain bookkeeping.
+
+This unit decides *which* frames the memory holds; it never sees a tensor. The
+propagation engine asks it what to do with each memorised frame and keeps the
+keys/values of the frames it names, so eviction can never hit the wrong frame (the
+official code deletes by list position from a tensor whose slot 0 is the annotated
+frame, and so deletes the wrong frame).
+
+Rules, for each frame t after the annotated frame a (all numbers are parameters):
+
+* quality ``q_t`` = mean of the non-zero QAM scores of frame t's objects, divided by
+  the base score (mean of the non-zero scores on the annotated frame);
+* admit t if ``t - last_admitted >= mem_freq`` and ``q_t > threshold``; on admission
+  the admission counter n increases; if the bank already holds more than
+  ``capacity`` entries, the entry m minimising ``q_m + exp(-|n - n_m|)`` is evicted
+  (ties: the oldest), then t is appended;
+* annotated frames are permanent and never evicted;
+* a frame that is not admitted serves as temporary memory for the next frame only
+  (the engine handles that; the policy reports it).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Optional
+
+ZERO_BASE_CHOICES = ("none", "frequency")
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    mem_freq: int = 5
+    threshold: float = 0.8
+    capacity: int = 20
+    # What to do when the annotated frame's QAM scores are all zero (a dead QAM):
+    # "none" admits nothing (the official outcome, without its NaNs);
+    # "frequency" admits every mem_freq-th frame with quality 1 (STCN-like, bounded).
+    zero_base: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.mem_freq < 1:
+            raise ValueError(f"mem_freq must be >= 1, not {self.mem_freq}")
+        if self.capacity < 0:
+            raise ValueError(f"capacity must be >= 0, not {self.capacity}")
+        if self.zero_base not in ZERO_BASE_CHOICES:
+            raise ValueError(f"zero_base must be one of {ZERO_BASE_CHOICES}, not {self.zero_base!r}")
+
+    @property
+    def max_entries(self) -> int:
+        """Most admitted entries the bank can hold: eviction starts above ``capacity``."""
+        return self.capacity + 1
+
+
+DAVIS_MEMORY = MemoryConfig(threshold=0.8, capacity=20)
+YOUTUBE_MEMORY = MemoryConfig(threshold=0.75, capacity=10)
+
+
+@dataclass(frozen=True)
+class Entry:
+    frame: int
+    admission: int  # n: the admission counter when it was admitted
+    quality: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    admitted: bool
+    evicted: Optional[int] = None  # frame index of the evicted entry
+    quality: float = 0.0
+
+
+def mean_nonzero(scores: Iterable[float]) -> float:
+    """Mean of the non-zero scores; 0 when there are none (the official code gets NaN)."""
+    kept = [float(s) for s in scores if s != 0]
+    return sum(kept) / len(kept) if kept else 0.0
+
+
+@dataclass
+class QualityAwareMemory:
+    config: MemoryConfig = field(default_factory=MemoryConfig)
+    permanent: list[int] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+    base_score: Optional[float] = None
+    last_admitted: Optional[int] = None
+    admissions: int = 0
+    warned_zero_base: bool = False
+
+    # ------------------------------------------------------------------ events
+    def annotate(self, frame: int, object_scores: Sequence[float]) -> None:
+        """An annotated frame enters the memory permanently and (re)sets the base score.
+
+        The base is the mean non-zero QAM score of the objects memorised on the most
+        recent annotated frame; admission bookkeeping (entries, counter) is kept.
+        """
+        if frame not in self.permanent:
+            self.permanent.append(frame)
+        self.base_score = mean_nonzero(object_scores)
+        self.last_admitted = frame
+        if self.base_score == 0 and not self.warned_zero_base:
+            self.warned_zero_base = True
+            fallback = "nothing will be admitted" if self.config.zero_base == "none" else "admitting by frequency only"
+            warnings.warn(
+                f"QAM scores of the annotated frame {frame} are all zero, so quality ratios are undefined; "
+                f"{fallback} (--zero_base {self.config.zero_base})",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def quality(self, object_scores: Sequence[float]) -> float:
+        """Normalised quality of a frame from its objects' QAM scores."""
+        if self.base_score is None:
+            raise RuntimeError("annotate() must be called before frames are judged")
+        if self.base_score == 0:
+            return 1.0 if self.config.zero_base == "frequency" else 0.0
+        return mean_nonzero(object_scores) / self.base_score
+
+    def consider(self, frame: int, object_scores: Sequence[float]) -> Decision:
+        """Judge a memorised (non-annotated) frame: admit it, maybe evicting another."""
+        q = self.quality(object_scores)
+        assert self.last_admitted is not None
+        if frame - self.last_admitted < self.config.mem_freq or not self._passes(q):
+            return Decision(admitted=False, quality=q)
+        self.admissions += 1
+        evicted = None
+        if len(self.entries) > self.config.capacity:
+            victim = self._eviction_choice()
+            self.entries.remove(victim)
+            evicted = victim.frame
+        self.entries.append(Entry(frame, self.admissions, q))
+        self.last_admitted = frame
+        return Decision(admitted=True, evicted=evicted, quality=q)
+
+    # ------------------------------------------------------------------ helpers
+    def _passes(self, q: float) -> bool:
+        if self.base_score == 0:
+            return self.config.zero_base == "frequency"
+        return q > self.config.threshold
+
+    def _eviction_choice(self) -> Entry:
+        """The entry minimising quality + temporal closeness; the first one on ties."""
+        n = self.admissions
+        return min(self.entries, key=lambda e: e.quality + math.exp(-abs(n - e.admission)))
+
+    @property
+    def frames(self) -> list[int]:
+        """Frames whose keys the memory holds: permanent ones first, then admitted ones."""
+        return self.permanent + [e.frame for e in self.entries]

@@ -1,0 +1,139 @@
+"""The QDMN network, with the official state-dict layout.
+
+One module serves training and evaluation. Its attributes (``mask_rgb_encoder``,
+``rgb_encoder``, ``kv_m_f16``, ``kv_q_f16``, ``decoder``, ``aspp``, ``score``,
+``concat_conv``) produce exactly the keys of the released checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from model.config import OFFICIAL, ModelConfig
+from model.memory_reader import read_memory
+from model.modules import ASPP, Decoder, KeyValue, MaskRGBEncoder, RGBEncoder, Score
+from model.resnet import load_imagenet_weights
+
+DEFAULT_TOP_K = 50
+DEFAULT_KM_SIGMA = 5.6
+# Largest affinity matrix (elements) read in one batch; objects are chunked above it.
+AFFINITY_BUDGET = 1 << 27
+
+
+@dataclass
+class QueryFeatures:
+    """Everything the decoder needs from a query frame."""
+
+    f16: torch.Tensor  # enhanced f16 (1, C16, h, w)
+    f8: torch.Tensor
+    f4: torch.Tensor
+    key: torch.Tensor  # (1, CK, h, w)
+    value: torch.Tensor  # (1, CV, h, w)
+
+
+def others_sum(masks: torch.Tensor) -> torch.Tensor:
+    """For each object i, the sum of the masks of all objects j != i (same shape)."""
+    k = masks.shape[0]
+    if k == 1:
+        return torch.zeros_like(masks)
+    select = 1 - torch.eye(k, dtype=masks.dtype, device=masks.device)
+    return (select @ masks.reshape(k, -1)).view_as(masks)
+
+
+class QDMN(nn.Module):
+    def __init__(self, config: ModelConfig = OFFICIAL, top_k: Optional[int] = DEFAULT_TOP_K, km_sigma: Optional[float] = None):
+        super().__init__()
+        self.config = config
+        self.top_k = top_k
+        self.km_sigma = km_sigma
+        c16, c8, c4 = config.feature_dims
+        mem_dim = 2 * config.value_dim  # readout ‖ query value
+        self.mask_rgb_encoder = MaskRGBEncoder(config.backbone, config.mask_channels)
+        self.rgb_encoder = RGBEncoder(config.backbone)
+        self.kv_m_f16 = KeyValue(c16, config.key_dim, config.value_dim)
+        self.kv_q_f16 = KeyValue(c16, config.key_dim, config.value_dim)
+        self.decoder = Decoder(mem_dim, c8, c4, config.decoder_dims)
+        self.aspp = ASPP(mem_dim, config.aspp_branch_dim, mem_dim)
+        self.score = Score(c16, config.qam_conv_dim, config.qam_hidden_dim, config.qam_activation)
+        self.concat_conv = nn.Conv2d(c16 + 1, 1, 3, 1, 1)
+
+    # ----------------------------------------------------------------- initialisation
+    def load_imagenet(self, source: dict[str, torch.Tensor]) -> None:
+        """Initialise both encoders from a torchvision ResNet state dict."""
+        for encoder in (self.mask_rgb_encoder, self.rgb_encoder):
+            trunk_view = _TrunkView(encoder)
+            load_imagenet_weights(trunk_view, source)  # type: ignore[arg-type]
+
+    # ----------------------------------------------------------------- query side
+    def encode_query(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.rgb_encoder(image)
+
+    def enhance_query(self, f16: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gate f16 by the previous frame's mask: ``f16 · σ(concat_conv(f16 ‖ prior))``.
+
+        ``prior`` (B, 1, H, W) is resized bilinearly to the f16 grid.
+        """
+        prior = F.interpolate(prior, size=f16.shape[-2:], mode="bilinear", align_corners=False)
+        gate = torch.sigmoid(self.concat_conv(torch.cat([f16, prior], 1)))
+        f16 = f16 * gate
+        key, value = self.kv_q_f16(f16)
+        return f16, key, value
+
+    def query(self, image: torch.Tensor, prior: torch.Tensor) -> QueryFeatures:
+        f16, f8, f4 = self.encode_query(image)
+        f16, key, value = self.enhance_query(f16, prior)
+        return QueryFeatures(f16, f8, f4, key, value)
+
+    # ----------------------------------------------------------------- memory side
+    def encode_memory(self, image: torch.Tensor, masks: torch.Tensor, others: Optional[torch.Tensor] = None):
+        """(B,3,H,W), (B,1,H,W)[, (B,1,H,W)] -> key (B,CK,h,w), value (B,CV,h,w), quality (B,)."""
+        extra = (masks,) if self.config.single_object else (masks, others)
+        f16 = self.mask_rgb_encoder(image, *extra)
+        key, value = self.kv_m_f16(f16)
+        return key, value, self.score(f16)
+
+    def memorize(self, image: torch.Tensor, masks: torch.Tensor):
+        """Memorise one frame for K objects.
+
+        image (1, 3, H, W); masks (K, 1, H, W) probabilities. Returns key (K, CK, h, w),
+        value (K, CV, h, w) and the QAM quality (K,).
+        """
+        k = masks.shape[0]
+        return self.encode_memory(image.expand(k, -1, -1, -1), masks, others_sum(masks))
+
+    # ----------------------------------------------------------------- read + decode
+    def decode(self, readout: torch.Tensor, q: QueryFeatures) -> torch.Tensor:
+        """Readout (K, CV, h, w) -> logits (K, 1, H, W)."""
+        x = torch.cat([readout, q.value.expand(readout.shape[0], -1, -1, -1)], 1)
+        return self.decoder(self.aspp(x), q.f8, q.f4)
+
+    def read(self, mem_key: torch.Tensor, mem_value: torch.Tensor, q: QueryFeatures, invalid: Optional[torch.Tensor] = None):
+        """Memory readout for K objects: keys (K, CK, N), values (K, CV, N) -> (K, CV, h, w)."""
+        k, _, n = mem_key.shape
+        h, w = q.key.shape[-2:]
+        qk = q.key.flatten(2)
+        chunk = max(1, AFFINITY_BUDGET // max(1, n * h * w))
+        parts = []
+        for i in range(0, k, chunk):
+            inv = None if invalid is None else invalid[i : i + chunk]
+            parts.append(read_memory(mem_key[i : i + chunk], mem_value[i : i + chunk], qk, (h, w), self.top_k, self.km_sigma, inv))
+        return torch.cat(parts, 0).view(k, -1, h, w)
+
+    def segment(self, mem_key: torch.Tensor, mem_value: torch.Tensor, q: QueryFeatures, invalid: Optional[torch.Tensor] = None):
+        """Logits (K, 1, H, W) for the query frame."""
+        return self.decode(self.read(mem_key, mem_value, q, invalid), q)
+
+
+class _TrunkView(nn.Module):
+    """Presents an encoder with torchvision's names (``res2`` -> ``layer1``) for weight loading."""
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.conv1, self.bn1 = encoder.conv1, encoder.bn1
+        self.layer1 = encoder.layer1 if hasattr(encoder, "layer1") else encoder.res2
+        self.layer2, self.layer3 = encoder.layer2, encoder.layer3

@@ -1,0 +1,138 @@
+"""The quality-aware memory policy, on its own (no network)."""
+
+import math
+import random
+
+import pytest
+
+from model.memory_policy import MemoryConfig, QualityAwareMemory, mean_nonzero
+
+
+def started(config: MemoryConfig, base=(0.8, 0.8)) -> QualityAwareMemory:
+    memory = QualityAwareMemory(config)
+    memory.annotate(0, list(base))
+    return memory
+
+
+def test_quality_is_normalised_by_the_base_score():
+    memory = started(MemoryConfig(), base=(0.5, 0.0, 0.7))  # zero scores are ignored
+    assert memory.base_score == pytest.approx(0.6)
+    assert memory.quality([0.3, 0.3]) == pytest.approx(0.5)
+    assert memory.quality([0.0, 0.6]) == pytest.approx(1.0)
+    assert memory.quality([0.0, 0.0]) == 0.0
+    assert mean_nonzero([]) == 0.0
+
+
+def test_admission_needs_both_frequency_and_quality():
+    memory = started(MemoryConfig(mem_freq=5, threshold=0.8, capacity=20))
+    assert not memory.consider(4, [0.8, 0.8]).admitted  # too close to the annotated frame
+    assert not memory.consider(5, [0.6, 0.6]).admitted  # quality 0.75 <= 0.8
+    assert memory.consider(6, [0.8, 0.8]).admitted
+    assert not memory.consider(10, [0.8, 0.8]).admitted  # 10 - 6 < 5
+    assert memory.consider(11, [0.8, 0.8]).admitted
+    assert memory.frames == [0, 6, 11]
+    assert [e.admission for e in memory.entries] == [1, 2]
+
+
+def test_threshold_is_strict():
+    memory = started(MemoryConfig(mem_freq=1, threshold=1.0))
+    assert not memory.consider(1, [0.8, 0.8]).admitted  # q == 1.0 is not > 1.0
+    assert memory.consider(2, [0.9, 0.9]).admitted
+
+
+def test_eviction_starts_above_capacity_and_picks_lowest_score():
+    memory = started(MemoryConfig(mem_freq=1, threshold=0.0, capacity=3))
+    qualities = [0.9, 0.5, 1.2, 1.1]  # frame 2 has the lowest quality
+    for i, q in enumerate(qualities, start=1):
+        assert memory.consider(i, [q * 0.8]).evicted is None
+    assert len(memory.entries) == 4  # capacity + 1
+    decision = memory.consider(5, [0.8])
+    # n = 5: scores q + exp(-|5 - n_m|) = 0.9+e^-4, 0.5+e^-3, 1.2+e^-2, 1.1+e^-1
+    assert decision.admitted and decision.evicted == 2
+    assert memory.frames == [0, 1, 3, 4, 5]
+
+
+def test_annotated_frame_survives_when_the_oldest_entry_is_worst():
+    # The official code deletes by list position from a tensor whose slot 0 is the
+    # annotated frame; here the oldest entry is the worst and must be the one removed.
+    memory = started(MemoryConfig(mem_freq=1, threshold=0.0, capacity=2))
+    for frame, q in [(1, 0.1), (2, 1.0), (3, 1.0)]:
+        memory.consider(frame, [q * 0.8])
+    decision = memory.consider(4, [0.8])
+    assert decision.evicted == 1
+    assert memory.frames == [0, 2, 3, 4]
+    assert memory.permanent == [0]
+
+
+def test_ties_evict_the_oldest():
+    memory = started(MemoryConfig(mem_freq=1, threshold=0.0, capacity=1))
+    memory.consider(1, [0.8])
+    memory.consider(2, [0.8])
+    # n=3: 1 + e^-2 vs 1 + e^-1: the older (frame 1) is further in time, so lower
+    assert memory.consider(3, [0.8]).evicted == 1
+
+
+def test_zero_base_score_is_guarded():
+    memory = QualityAwareMemory(MemoryConfig(mem_freq=1, threshold=0.5))
+    with pytest.warns(RuntimeWarning, match="all zero"):
+        memory.annotate(0, [0.0, 0.0])
+    q = memory.quality([0.4])
+    assert q == 0.0 and not math.isnan(q)
+    assert not any(memory.consider(f, [0.9]).admitted for f in range(1, 20))
+
+
+def test_zero_base_frequency_fallback_admits_by_frequency_and_stays_bounded():
+    memory = QualityAwareMemory(MemoryConfig(mem_freq=3, threshold=0.5, capacity=4, zero_base="frequency"))
+    with pytest.warns(RuntimeWarning):
+        memory.annotate(0, [0.0])
+    admitted = [f for f in range(1, 40) if memory.consider(f, [0.0]).admitted]
+    assert admitted == list(range(3, 40, 3))
+    assert len(memory.entries) == 5
+    assert memory.frames[0] == 0
+
+
+def test_warns_only_once():
+    memory = QualityAwareMemory(MemoryConfig())
+    with pytest.warns(RuntimeWarning):
+        memory.annotate(0, [0.0])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        memory.annotate(10, [0.0])
+
+
+def test_size_bounded_over_ten_thousand_frames():
+    rng = random.Random(0)
+    config = MemoryConfig(mem_freq=5, threshold=0.8, capacity=20)
+    memory = started(config)
+    peak = 0
+    evictions = 0
+    for frame in range(1, 10_001):
+        decision = memory.consider(frame, [rng.uniform(0.3, 1.0), rng.uniform(0.3, 1.0)])
+        evictions += decision.evicted is not None
+        assert decision.evicted != 0
+        peak = max(peak, len(memory.entries))
+        assert memory.frames[0] == 0
+    assert peak == config.max_entries
+    assert evictions > 100
+    frames = [e.frame for e in memory.entries]
+    assert frames == sorted(frames) and len(set(frames)) == len(frames)
+
+
+def test_later_annotation_is_permanent_and_keeps_bookkeeping():
+    memory = started(MemoryConfig(mem_freq=1, threshold=0.0, capacity=1))
+    memory.consider(1, [0.8])
+    memory.annotate(2, [0.4])
+    assert memory.permanent == [0, 2] and memory.base_score == pytest.approx(0.4)
+    assert memory.admissions == 1 and [e.frame for e in memory.entries] == [1]
+    assert not memory.consider(2, [0.4]).admitted  # same frame: gap 0
+    for f in range(3, 30):
+        memory.consider(f, [0.4])
+    assert memory.permanent == [0, 2] and len(memory.entries) <= 2
+
+
+@pytest.mark.parametrize("bad", [dict(mem_freq=0), dict(capacity=-1), dict(zero_base="x")])
+def test_config_validation(bad):
+    with pytest.raises(ValueError):
+        MemoryConfig(**bad)

@@ -1,0 +1,30 @@
+"""User-facing errors: one clear line naming the file and the fix, exit code 2."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+EXIT_USAGE = 2
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+class UserError(Exception):
+    """A problem with the user's input that a traceback would not help with."""
+
+
+def exit_on_user_error(main: F) -> F:
+    """Run ``main``; a :class:`UserError` prints ``error: <message>`` and exits with code 2."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(EXIT_USAGE)
+
+    return wrapper  # type: ignore[return-value]

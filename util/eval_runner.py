@@ -1,0 +1,182 @@
+"""The one evaluation loop shared by every ``eval_*`` script.
+
+Scripts parse their arguments with :func:`add_eval_args`, list their videos as
+:class:`~datasets.video_source.VideoSource` objects and call :func:`run_evaluation`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import progressbar
+import torch
+import torch.nn.functional as F
+
+from datasets.video_source import VideoSource
+from inference_core import InferenceCore
+from model.config import QAM_ACTIVATIONS
+from model.memory_policy import ZERO_BASE_CHOICES, MemoryConfig
+from model.network import DEFAULT_KM_SIGMA, DEFAULT_TOP_K, QDMN
+from util.checkpoint import check_state_dict, load_weights
+from util.errors import UserError
+from util.image_io import mask_palette, save_gray_png, save_palette_png
+
+MaskWriter = Callable[[Path, np.ndarray, VideoSource], None]
+
+
+def add_eval_args(parser: argparse.ArgumentParser, memory: MemoryConfig, default_model: str = "saves/QDMN.pth") -> None:
+    """Flags every evaluation script shares (the official ones plus this project's)."""
+    parser.add_argument("--model", default=default_model, help="network weights (.pth)")
+    parser.add_argument("--output", required=True, help="folder for the output masks")
+    parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu... (default: cuda when available)")
+    parser.add_argument("--use_km", action="store_true", help="kernelised memory read (KMN Gaussian, sigma 5.6)")
+    parser.add_argument("--no_top", action="store_true", help="full softmax instead of top-k")
+    parser.add_argument("--top_k", type=int, default=DEFAULT_TOP_K, help="affinities kept per query position")
+    parser.add_argument("--mem_freq", type=int, default=memory.mem_freq, help="minimum gap between admitted frames")
+    parser.add_argument("--threshold", type=float, default=memory.threshold, help="normalised quality needed for admission")
+    parser.add_argument("--capacity", type=int, default=memory.capacity, help="eviction starts when the bank holds more entries")
+    parser.add_argument(
+        "--zero_base",
+        choices=ZERO_BASE_CHOICES,
+        default=memory.zero_base,
+        help="behaviour when the annotated frame's QAM scores are all zero",
+    )
+    parser.add_argument(
+        "--qam_activation",
+        choices=QAM_ACTIVATIONS,
+        default=None,
+        help="override the QAM activation of a bare state dict (default: relu, as released)",
+    )
+
+
+def resolve_device(name: Optional[str]) -> torch.device:
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name}: not a device name; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return device
+
+
+def memory_config(args: argparse.Namespace) -> MemoryConfig:
+    try:
+        return MemoryConfig(mem_freq=args.mem_freq, threshold=args.threshold, capacity=args.capacity, zero_base=args.zero_base)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def build_network(args: argparse.Namespace, device: torch.device) -> QDMN:
+    state, config = load_weights(args.model, args.qam_activation)
+    top_k = None if args.no_top else args.top_k
+    network = QDMN(config, top_k=top_k, km_sigma=DEFAULT_KM_SIGMA if args.use_km else None)
+    check_state_dict(network, state, args.model)
+    return network.to(device).eval()
+
+
+def prepare_output(path: str | os.PathLike) -> Path:
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write_test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"{out}: output folder cannot be written ({e.strerror}); choose another --output") from None
+    return out
+
+
+def probabilities_to_labels(prob: torch.Tensor, size: tuple[int, int], labels: torch.Tensor) -> torch.Tensor:
+    """(K+1, h, w) probabilities -> (H, W) dataset labels; bilinear upsampling before the argmax."""
+    if tuple(prob.shape[-2:]) != tuple(size):
+        prob = F.interpolate(prob.unsqueeze(0), size=size, mode="bilinear", align_corners=False)[0]
+    return labels[prob.argmax(dim=0)]
+
+
+def propagate(network: QDMN, memory: MemoryConfig, video: VideoSource, device: torch.device) -> Iterator[tuple[int, np.ndarray]]:
+    """Run the engine over one video; yields (frame index, uint8 label map) from the first output frame on."""
+    core = InferenceCore(network, memory, device)
+    labels = torch.zeros(1, dtype=torch.uint8, device=device)
+    for t in range(len(video)):
+        image = video.read_frame(t)
+        annotation = video.read_annotation(t)
+        if annotation is None:
+            prob = core.step(image)
+        else:
+            prob = core.step(image, annotation.masks, annotation.object_ids)
+            labels = torch.tensor([0, *core.object_ids], dtype=torch.uint8, device=device)
+        if t >= video.first_output:
+            size = video.output_size or video.frame_size(t)
+            yield t, probabilities_to_labels(prob, size, labels).cpu().numpy()
+
+
+def write_palette(path: Path, ids: np.ndarray, video: VideoSource) -> None:
+    save_palette_png(path, ids, mask_palette(video.palette_from) if video.palette_from else None)
+
+
+def write_binary(path: Path, ids: np.ndarray, video: VideoSource) -> None:
+    save_gray_png(path, (ids > 0).astype(np.uint8) * 255)
+
+
+@dataclass
+class RunStats:
+    videos: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def run_evaluation(
+    network: QDMN,
+    memory: MemoryConfig,
+    videos: Iterable[VideoSource],
+    output: Path,
+    device: torch.device,
+    writer: MaskWriter = write_palette,
+) -> RunStats:
+    """Segment every video and write its masks; each video appears only when complete."""
+    videos = list(videos)
+    stats = RunStats()
+    total = sum(len(v) for v in videos)
+    widgets = [progressbar.Percentage(), " ", progressbar.Bar(), " ", progressbar.Variable("video"), " ", progressbar.ETA()]
+    with progressbar.ProgressBar(max_value=total, widgets=widgets, redirect_stdout=True) as bar:
+        done = 0
+        for video in videos:
+            start = time.perf_counter()
+            partial = output / f".{video.name}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
+            written = 0
+            for t, ids in propagate(network, memory, video, device):
+                writer(partial / video.output_names[t], ids, video)
+                written += 1
+                bar.update(done + t + 1, video=video.name)
+            final = output / video.name
+            if final.exists():
+                shutil.rmtree(final)
+            partial.rename(final)
+            done += len(video)
+            stats.videos += 1
+            stats.frames += written
+            stats.seconds += time.perf_counter() - start
+    return stats
+
+
+def print_summary(stats: RunStats, output: Path) -> None:
+    print(f"Total processing time: {stats.seconds:.2f} s")
+    print(f"Total processed frames: {stats.frames} ({stats.videos} videos)")
+    print(f"FPS: {stats.fps:.3f}")
+    print(f"Masks written to {output}")
