@@ -19,6 +19,7 @@ from util.eval_runner import (
     print_summary,
     resolve_device,
     run_evaluation,
+    write_submission_zip,
 )
 
 SPLITS = {"val": ("trainval", "2017/val.txt"), "testdev": ("test-dev", "2017/test-dev.txt")}
@@ -28,6 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--davis", default="data/DAVIS/2017", help="DAVIS 2017 root (holds trainval/ and test-dev/)")
     parser.add_argument("--split", default="val", choices=sorted(SPLITS), help="val/testdev")
+    parser.add_argument("--zip", action="store_true", help="also write <output>.zip (test-dev server layout)")
     add_eval_args(parser, DAVIS_MEMORY)
     return parser.parse_args(argv)
 
@@ -46,6 +48,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_grad_enabled(False)
     stats = run_evaluation(network, memory_config(args), videos, output, device)
     print_summary(stats, output)
+    if args.zip:
+        print(f"Submission archive: {write_submission_zip(output, videos)}")
 
 
 if __name__ == "__main__":

@@ -72,16 +72,20 @@ class InferenceCore:
         image: torch.Tensor,
         masks: Optional[torch.Tensor] = None,
         object_ids: Optional[Sequence[int]] = None,
+        frame: Optional[int] = None,
     ) -> torch.Tensor:
         """Process the next frame; returns its probabilities (K+1, H, W), background first.
 
         ``image`` is an ImageNet-normalised (3, H, W) tensor. On annotated frames,
         ``masks`` (n, H, W) holds one binary mask per object of ``object_ids``: new ids
         become new objects (memory frames from before stay unreadable for them), known
-        ids are overwritten.
+        ids are overwritten. ``frame`` is the frame's index in the video (default: one
+        more than the last); indices must increase.
         """
-        frame = self._next_frame
-        self._next_frame += 1
+        frame = self._next_frame if frame is None else int(frame)
+        if frame < self._next_frame:
+            raise ValueError(f"frame {frame} comes after frame {self._next_frame - 1}; frames must be given in order")
+        self._next_frame = frame + 1
         self._memorise_previous()
         size = (int(image.shape[-2]), int(image.shape[-1]))
         if self.frame_size is not None and size != self.frame_size:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datasets.video_source import VideoSource, check_sequence_folder
+from datasets.video_source import ImageFolderFrames, VideoSource, check_sequence_folder
 from util.errors import UserError
 
 
@@ -22,7 +22,7 @@ def davis_sequences(root: str | Path, imset: str | Path, resolution: str = "480p
 
     ``root`` holds ``JPEGImages/<res>`` and ``Annotations/<res>``; ``imset`` is the
     sequence list (relative to ``root/ImageSets`` unless absolute). Outputs are named
-    ``00000.png``… and have the size of the first annotation (as in the official code).
+    ``00000.png``… at the frames' size (that of the annotations, which is checked).
     """
     root = Path(root)
     if not root.is_dir():
@@ -34,14 +34,14 @@ def davis_sequences(root: str | Path, imset: str | Path, resolution: str = "480p
         first = root / "Annotations" / resolution / name / "00000.png"
         if not first.is_file():
             raise UserError(f"{first}: first-frame annotation not found; every sequence needs 00000.png")
-        video = VideoSource(
-            name=name,
-            frames=frames,
-            annotation_files={0: first},
-            output_names=[f"{i:05d}.png" for i in range(len(frames))],
-            single_object=single_object,
-            palette_from=first,
+        videos.append(
+            VideoSource(
+                name=name,
+                frames=ImageFolderFrames(frames),
+                annotation_files={0: first},
+                single_object=single_object,
+                palette_from=first,
+                numbered_outputs=True,
+            )
         )
-        video.output_size = video.frame_size(0)
-        videos.append(video)
     return videos

@@ -1,15 +1,18 @@
-"""A video to segment: frames read lazily, annotations, output names and sizes.
+"""A video to segment: frames decoded lazily, annotations, output names and sizes.
 
 Every evaluation script turns its dataset layout into :class:`VideoSource` objects and
-hands them to the one propagation loop (``util/eval_runner.py``).
+hands them to the one propagation loop (``util/eval_runner.py``). Frames come from a
+folder of images or a video file and are decoded one at a time, so memory does not
+grow with the length of the video.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Protocol
 
 import numpy as np
 import torch
@@ -22,56 +25,143 @@ from util.image_io import list_images, load_mask, load_rgb, normalize_image
 VOID_LABEL = 255  # DAVIS marks ambiguous pixels with 255; they are never an object
 
 
+class FrameSequence(Protocol):
+    """Frames of one video, decoded in order as (H, W, 3) uint8 RGB arrays."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[np.ndarray]: ...
+
+    def stem(self, index: int) -> str: ...
+
+
+class ImageFolderFrames:
+    def __init__(self, paths: Sequence[Path]):
+        self.paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for path in self.paths:
+            yield load_rgb(path)
+
+    def stem(self, index: int) -> str:
+        return self.paths[index].stem
+
+    def size(self, index: int = 0) -> tuple[int, int]:
+        with Image.open(self.paths[index]) as img:
+            return img.height, img.width
+
+
+class VideoFileFrames:
+    """Frames of a video file (mp4, avi...) read with OpenCV, named 00000, 00001..."""
+
+    def __init__(self, path: Path):
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # no FFmpeg chatter on stderr: we explain failures
+        import cv2
+
+        self.path = path
+        capture = cv2.VideoCapture(str(path))
+        ok, _ = capture.read() if capture.isOpened() else (False, None)
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if ok else 0
+        capture.release()
+        if not ok:
+            raise UserError(f"{path}: cannot decode this video file; convert it to mp4 (H.264) or extract its frames to a folder")
+        self.count = max(count, 1)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        import cv2
+
+        capture = cv2.VideoCapture(str(self.path))
+        try:
+            for _ in range(self.count):
+                ok, bgr = capture.read()
+                if not ok:
+                    return
+                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        finally:
+            capture.release()
+
+    def stem(self, index: int) -> str:
+        return f"{index:05d}"
+
+
 @dataclass
 class Annotation:
-    masks: torch.Tensor  # (n, H, W) float, one binary mask per new object
+    masks: torch.Tensor  # (n, H, W) float, one binary mask per annotated object
     object_ids: list[int]  # the labels they carry in the dataset
+
+
+@dataclass
+class FrameItem:
+    """One decoded frame, ready for the engine."""
+
+    index: int
+    image: torch.Tensor  # (3, h, w) normalised, at the inference size
+    annotation: Optional[Annotation]
+    size: tuple[int, int]  # the frame's original (H, W)
 
 
 @dataclass
 class VideoSource:
     name: str
-    frames: list[Path]
+    frames: FrameSequence
     annotation_files: dict[int, Path]  # frame index -> annotation PNG
-    output_names: list[str]  # file name of each frame's output mask
-    output_size: Optional[tuple[int, int]] = None  # (H, W); None: the frame's own size
+    output_size: Optional[tuple[int, int]] = None  # (H, W); None: each frame's own size
     single_object: bool = False  # DAVIS 2016: every non-zero label is the one object
     infer_size: Optional[int] = None  # resize frames to this shorter side for inference
-    first_output: int = 0  # frames before this index are not written
+    first_output: Optional[int] = None  # frames before this index are not written (default: first annotation)
     palette_from: Optional[Path] = None
+    numbered_outputs: bool = False  # DAVIS: 00000.png...; otherwise named like the input frames
+    submission_stems: Optional[set[str]] = None  # frames a server scores (None: all written frames)
 
     def __len__(self) -> int:
         return len(self.frames)
 
-    def frame_size(self, index: int = 0) -> tuple[int, int]:
-        with Image.open(self.frames[index]) as img:
-            return img.height, img.width
+    @property
+    def first_annotated(self) -> int:
+        return min(self.annotation_files) if self.annotation_files else 0
 
-    def read_frame(self, index: int) -> torch.Tensor:
-        """ImageNet-normalised (3, H, W) frame, resized for inference if requested."""
-        image = normalize_image(load_rgb(self.frames[index]))
-        size = self.inference_size(image.shape[-2:])
-        if size != tuple(image.shape[-2:]):
-            image = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
-        return image
+    @property
+    def first_written(self) -> int:
+        return self.first_annotated if self.first_output is None else self.first_output
+
+    def output_name(self, index: int) -> str:
+        return f"{index:05d}.png" if self.numbered_outputs else f"{self.frames.stem(index)}.png"
+
+    def items(self) -> Iterator[FrameItem]:
+        """Decode frames in order, with their annotations, ready for the engine."""
+        for index, rgb in enumerate(self.frames):
+            size = (int(rgb.shape[0]), int(rgb.shape[1]))
+            image = normalize_image(rgb)
+            target = self.inference_size(size)
+            if target != size:
+                # torchvision's Resize(480, BICUBIC) on the normalised tensor, as in the official code
+                image = F.interpolate(image[None], size=target, mode="bicubic", align_corners=False, antialias=True)[0]
+            yield FrameItem(index, image, self.read_annotation(index, size), size)
 
     def inference_size(self, size: Sequence[int]) -> tuple[int, int]:
+        """Frame size for inference: the shorter side becomes ``infer_size`` (torchvision rounding)."""
         h, w = int(size[0]), int(size[1])
-        if self.infer_size is None or self.infer_size <= 0:
+        if self.infer_size is None or self.infer_size <= 0 or min(h, w) == self.infer_size:
             return h, w
-        scale = self.infer_size / min(h, w)
-        return round(h * scale), round(w * scale)
+        if h <= w:
+            return self.infer_size, int(self.infer_size * w / h)
+        return int(self.infer_size * h / w), self.infer_size
 
-    def read_annotation(self, index: int) -> Optional[Annotation]:
+    def read_annotation(self, index: int, frame_size: tuple[int, int]) -> Optional[Annotation]:
         """Objects annotated on this frame (void 255 excluded), as masks at the inference size."""
         path = self.annotation_files.get(index)
         if path is None:
             return None
         ids = load_mask(path)
-        frame_size = self.frame_size(index)
         if ids.shape != frame_size:
             raise UserError(
-                f"{path}: annotation is {ids.shape[1]}x{ids.shape[0]} but its frame {self.frames[index].name} is "
+                f"{path}: annotation is {ids.shape[1]}x{ids.shape[0]} but its frame is "
                 f"{frame_size[1]}x{frame_size[0]}; resize the annotation to the frame size"
             )
         if self.single_object:  # DAVIS 2016 masks are 0/255: every non-zero label is the object
@@ -80,7 +170,7 @@ class VideoSource:
         masks = torch.from_numpy(np.stack([ids == v for v in labels]) if labels else np.zeros((0, *ids.shape), bool)).float()
         size = self.inference_size(ids.shape)
         if masks.shape[0] and size != tuple(ids.shape):
-            masks = (F.interpolate(masks[None], size=size, mode="nearest")[0] > 0.5).float()
+            masks = F.interpolate(masks[None], size=size, mode="nearest")[0]
         return Annotation(masks, labels)
 
 

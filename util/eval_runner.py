@@ -7,9 +7,11 @@ Scripts parse their arguments with :func:`add_eval_args`, list their videos as
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ from model.network import DEFAULT_KM_SIGMA, DEFAULT_TOP_K, QDMN
 from util.checkpoint import check_state_dict, load_weights
 from util.errors import UserError
 from util.image_io import mask_palette, save_gray_png, save_palette_png
+from util.streaming import AsyncWriter, prefetch
 
 MaskWriter = Callable[[Path, np.ndarray, VideoSource], None]
 
@@ -103,21 +106,25 @@ def probabilities_to_labels(prob: torch.Tensor, size: tuple[int, int], labels: t
     return labels[prob.argmax(dim=0)]
 
 
-def propagate(network: QDMN, memory: MemoryConfig, video: VideoSource, device: torch.device) -> Iterator[tuple[int, np.ndarray]]:
-    """Run the engine over one video; yields (frame index, uint8 label map) from the first output frame on."""
+def propagate(
+    network: QDMN, memory: MemoryConfig, video: VideoSource, device: torch.device, prefetch_depth: int = 4
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Run the engine over one video; yields (frame index, uint8 label map) from the first written frame on.
+
+    Frames are decoded in a background thread a few frames ahead; nothing but the
+    engine's memory is kept.
+    """
     core = InferenceCore(network, memory, device)
     labels = torch.zeros(1, dtype=torch.uint8, device=device)
-    for t in range(len(video)):
-        image = video.read_frame(t)
-        annotation = video.read_annotation(t)
-        if annotation is None:
-            prob = core.step(image)
+    start = video.first_annotated  # propagating before the first annotation is useless
+    for item in prefetch((item for item in video.items() if item.index >= start), prefetch_depth):
+        if item.annotation is None:
+            prob = core.step(item.image, frame=item.index)
         else:
-            prob = core.step(image, annotation.masks, annotation.object_ids)
+            prob = core.step(item.image, item.annotation.masks, item.annotation.object_ids, frame=item.index)
             labels = torch.tensor([0, *core.object_ids], dtype=torch.uint8, device=device)
-        if t >= video.first_output:
-            size = video.output_size or video.frame_size(t)
-            yield t, probabilities_to_labels(prob, size, labels).cpu().numpy()
+        if item.index >= video.first_written:
+            yield item.index, probabilities_to_labels(prob, video.output_size or item.size, labels).cpu().numpy()
 
 
 def write_palette(path: Path, ids: np.ndarray, video: VideoSource) -> None:
@@ -147,32 +154,50 @@ def run_evaluation(
     device: torch.device,
     writer: MaskWriter = write_palette,
 ) -> RunStats:
-    """Segment every video and write its masks; each video appears only when complete."""
+    """Segment every video and write its masks; each video's folder appears only when complete.
+
+    Masks are written by a background thread while the next frames are computed.
+    """
     videos = list(videos)
     stats = RunStats()
     total = sum(len(v) for v in videos)
     widgets = [progressbar.Percentage(), " ", progressbar.Bar(), " ", progressbar.Variable("video"), " ", progressbar.ETA()]
-    with progressbar.ProgressBar(max_value=total, widgets=widgets, redirect_stdout=True) as bar:
+    with progressbar.ProgressBar(max_value=total, widgets=widgets, redirect_stdout=True) as bar, AsyncWriter() as io:
         done = 0
         for video in videos:
             start = time.perf_counter()
             partial = output / f".{video.name}.partial"
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir(parents=True)
-            written = 0
             for t, ids in propagate(network, memory, video, device):
-                writer(partial / video.output_names[t], ids, video)
-                written += 1
-                bar.update(done + t + 1, video=video.name)
+                io.submit(functools.partial(writer, partial / video.output_name(t), ids, video))
+                stats.frames += 1
+                bar.update(min(total, done + t + 1), video=video.name)
+            io.flush()
             final = output / video.name
             if final.exists():
                 shutil.rmtree(final)
             partial.rename(final)
             done += len(video)
             stats.videos += 1
-            stats.frames += written
             stats.seconds += time.perf_counter() - start
     return stats
+
+
+def write_submission_zip(output: Path, videos: Iterable[VideoSource], zip_path: Optional[Path] = None) -> Path:
+    """Zip ``Annotations/<video>/<frame>.png`` for the evaluation servers.
+
+    Only the frames a server scores are included (``VideoSource.submission_stems``).
+    """
+    zip_path = zip_path or output.with_suffix(".zip")
+    tmp = zip_path.with_name(f".{zip_path.name}.tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        for video in videos:
+            for png in sorted((output / video.name).glob("*.png")):
+                if video.submission_stems is None or png.stem in video.submission_stems:
+                    archive.write(png, f"Annotations/{video.name}/{png.name}")
+    os.replace(tmp, zip_path)
+    return zip_path
 
 
 def print_summary(stats: RunStats, output: Path) -> None:

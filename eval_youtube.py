@@ -1,0 +1,51 @@
+"""YouTube-VOS 2018/2019 evaluation: palette PNGs per video, and the submission zip."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from inference_core_yv import INFERENCE_SHORT_SIDE, YOUTUBE_MEMORY, youtube_videos
+from util.errors import exit_on_user_error
+from util.eval_runner import (
+    add_eval_args,
+    build_network,
+    memory_config,
+    prepare_output,
+    print_summary,
+    resolve_device,
+    run_evaluation,
+    write_submission_zip,
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--yv", default="data/YouTube", help="YouTube-VOS root (2018 or 2019)")
+    parser.add_argument("--split", default="valid", choices=["valid", "test"])
+    parser.add_argument("--sparse", action="store_true", help="read the 5-frame JPEGImages instead of all_frames")
+    parser.add_argument("--size", type=int, default=INFERENCE_SHORT_SIDE, help="shorter side for inference (-1: native)")
+    parser.add_argument("--zip", action="store_true", help="also write <output>.zip for the evaluation server")
+    add_eval_args(parser, YOUTUBE_MEMORY)
+    return parser.parse_args(argv)
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    videos = youtube_videos(args.yv, args.split, args.sparse, args.size)
+    device = resolve_device(args.device)
+    network = build_network(args, device)
+    output = prepare_output(args.output)
+    torch.set_grad_enabled(False)
+    stats = run_evaluation(network, memory_config(args), videos, output, device)
+    print_summary(stats, output)
+    if args.zip:
+        print(f"Submission archive: {write_submission_zip(Path(output), videos)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

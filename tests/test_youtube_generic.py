@@ -1,0 +1,209 @@
+"""YouTube-VOS and generic-video evaluation, on generated data."""
+
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from datasets.synthetic import render_video, write_youtube
+from datasets.video_source import VideoSource
+from inference_core import InferenceCore
+from model.memory_policy import MemoryConfig
+from scripts.make_random_checkpoint import random_network
+from tests.test_eval_cli import assert_one_line_error, run
+from util.palette import davis_palette
+
+
+@pytest.fixture(scope="module")
+def lite_checkpoint(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ckpt") / "lite.pth"
+    run("scripts/make_random_checkpoint.py", "--out", str(path), "--config", "lite", "--seed", "2", "--qam_activation", "sigmoid")
+    return path
+
+
+def save_frames(folder: Path, frames, ext: str = ".jpg", step: int = 1) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for t, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{t * step:05d}{ext}", quality=95)
+
+
+def save_mask(path: Path, mask: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(mask)
+    img.putpalette(davis_palette())
+    img.save(path)
+
+
+@pytest.fixture(scope="module")
+def youtube(tmp_path_factory) -> Path:
+    """Two generated videos, plus one whose first annotation is on frame 5 with ids 3 and 6."""
+    root = tmp_path_factory.mktemp("yv")
+    write_youtube(root, seed=4, num_videos=2, num_frames=4, height=48, width=80, max_objects=2)
+    frames, masks = render_video(np.random.default_rng(7), 20, 48, 80, 2, appear_at=[5, 10], object_ids=[3, 6])
+    save_frames(root / "all_frames/valid_all_frames/JPEGImages/late", frames)
+    save_frames(root / "valid/JPEGImages/late", frames[::5], step=5)
+    for t, new_id in ((5, 3), (10, 6)):
+        save_mask(root / f"valid/Annotations/late/{t:05d}.png", np.where(masks[t] == new_id, new_id, 0).astype(np.uint8))
+    return root
+
+
+def test_eval_youtube(lite_checkpoint, youtube, tmp_path):
+    out = tmp_path / "yv_out"
+    run("eval_youtube.py", "--model", str(lite_checkpoint), "--yv", str(youtube), "--output", str(out), "--size", "64", "--zip")
+    for video in sorted((youtube / "all_frames/valid_all_frames/JPEGImages").iterdir()):
+        annotations = sorted((youtube / "valid/Annotations" / video.name).glob("*.png"))
+        first = annotations[0].stem
+        frame_stems = [p.stem for p in sorted(video.glob("*.jpg"))]
+        expected = [s + ".png" for s in frame_stems if s >= first]
+        assert sorted(p.name for p in (out / video.name).iterdir()) == expected
+        ids = set()
+        for a in annotations:
+            ids |= set(np.unique(np.array(Image.open(a))).tolist())
+        for path in (out / video.name).iterdir():
+            img = Image.open(path)
+            assert img.mode == "P" and img.size == (80, 48)
+            assert set(np.unique(np.array(img)).tolist()) <= ids
+        # the annotated objects come back on their annotated frames, with original ids
+        for a in annotations:
+            gt = np.array(Image.open(a))
+            pred = np.array(Image.open(out / video.name / a.name))
+            for obj in set(np.unique(gt).tolist()) - {0}:
+                assert ((pred == obj) == (gt == obj)).mean() > 0.99
+    late = out / "late"
+    assert sorted(p.name for p in late.iterdir())[0] == "00005.png"
+    with zipfile.ZipFile(out.with_suffix(".zip")) as archive:
+        names = archive.namelist()
+    assert "Annotations/late/00005.png" in names and "Annotations/late/00006.png" not in names
+    assert all(n.startswith("Annotations/") and n.count("/") == 2 for n in names)
+    assert len([n for n in names if "/late/" in n]) == 3  # sparse frames 5, 10, 15
+
+
+def test_youtube_resize_follows_torchvision():
+    video = VideoSource("v", frames=None, annotation_files={}, infer_size=480)  # type: ignore[arg-type]
+    assert video.inference_size((720, 1280)) == (480, 853)
+    assert video.inference_size((1280, 720)) == (853, 480)
+    assert video.inference_size((480, 910)) == (480, 910)
+    assert VideoSource("v", frames=None, annotation_files={}).inference_size((33, 50)) == (33, 50)  # type: ignore[arg-type]
+
+
+def test_late_object_with_evictions_keeps_memory_bounded(youtube):
+    """Second object at frame 10, at least 3 evictions, annotated frames never evicted."""
+    torch.manual_seed(0)
+    network = random_network("lite", seed=5, qam_activation="sigmoid").eval()
+    config = MemoryConfig(mem_freq=1, threshold=-1.0, capacity=3)
+    from inference_core_yv import youtube_videos
+
+    video = next(v for v in youtube_videos(youtube, size=-1) if v.name == "late")
+    core = InferenceCore(network, config)
+    seen_permanent = set()
+    for item in video.items():
+        if item.index < video.first_annotated:
+            continue
+        ann = item.annotation
+        prob = core.step(item.image, ann.masks, ann.object_ids, frame=item.index) if ann else core.step(item.image, frame=item.index)
+        assert prob.shape[0] == core.num_objects + 1
+        assert len(core.policy.entries) <= config.max_entries
+        seen_permanent |= set(core.policy.permanent)
+        assert seen_permanent <= set(core.store)  # annotated frames are never evicted
+    evicted = [d.evicted for _, d in core.decisions if d.evicted is not None]
+    assert len(evicted) >= 3 and not set(evicted) & {5, 10}
+    assert core.object_ids == [3, 6] and core.policy.permanent == [5, 10]
+
+
+def make_generic_video(tmp_path: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    return render_video(np.random.default_rng(3), 8, 48, 64, 2, appear_at=[0, 3])
+
+
+def test_eval_generic_folder_with_overlay(lite_checkpoint, tmp_path):
+    frames, masks = make_generic_video(tmp_path)
+    save_frames(tmp_path / "frames", frames, ext=".png")
+    save_mask(tmp_path / "masks/00000.png", np.where(masks[0] == 1, 1, 0).astype(np.uint8))
+    save_mask(tmp_path / "masks/00003.png", np.where(masks[3] == 2, 2, 0).astype(np.uint8))
+    out = tmp_path / "out"
+    run(
+        "eval_generic.py",
+        "--model",
+        str(lite_checkpoint),
+        "--video",
+        str(tmp_path / "frames"),
+        "--masks",
+        str(tmp_path / "masks"),
+        "--output",
+        str(out),
+        "--size",
+        "-1",
+        "--overlay",
+    )
+    outputs = sorted((out / "frames").iterdir())
+    assert [p.name for p in outputs] == [f"{t:05d}.png" for t in range(8)]
+    assert all(Image.open(p).mode == "P" and Image.open(p).size == (64, 48) for p in outputs)
+    capture = cv2.VideoCapture(str(out / "frames_overlay.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
+    ok, first = capture.read()
+    assert ok and first.shape == (48, 64, 3)
+    gif = Image.open(out / "frames_preview.gif")
+    assert gif.n_frames == 8
+
+
+def test_eval_generic_mp4(lite_checkpoint, tmp_path):
+    frames, masks = make_generic_video(tmp_path)
+    writer = cv2.VideoWriter(str(tmp_path / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    save_mask(tmp_path / "masks/00000.png", masks[0])
+    out = tmp_path / "out"
+    run(
+        "eval_generic.py",
+        "--model",
+        str(lite_checkpoint),
+        "--video",
+        str(tmp_path / "clip.mp4"),
+        "--masks",
+        str(tmp_path / "masks"),
+        "--output",
+        str(out),
+        "--size",
+        "32",
+    )
+    outputs = sorted((out / "clip").iterdir())
+    assert [p.name for p in outputs] == [f"{t:05d}.png" for t in range(8)]
+    assert Image.open(outputs[-1]).size == (64, 48)
+
+
+def test_eval_generic_undecodable_video(lite_checkpoint, tmp_path):
+    (tmp_path / "bad.mp4").write_bytes(b"not a video at all")
+    save_mask(tmp_path / "masks/00000.png", np.zeros((4, 4), np.uint8))
+    proc = run(
+        "eval_generic.py",
+        "--model",
+        str(lite_checkpoint),
+        "--video",
+        str(tmp_path / "bad.mp4"),
+        "--masks",
+        str(tmp_path / "masks"),
+        "--output",
+        str(tmp_path / "o"),
+        check=False,
+    )
+    assert_one_line_error(proc, "bad.mp4", "cannot decode")
+
+
+def test_eval_youtube_missing_all_frames(lite_checkpoint, youtube, tmp_path):
+    proc = run(
+        "eval_youtube.py",
+        "--model",
+        str(lite_checkpoint),
+        "--yv",
+        str(youtube),
+        "--split",
+        "test",
+        "--output",
+        str(tmp_path / "o"),
+        check=False,
+    )
+    assert_one_line_error(proc, "all_frames", "--sparse")
