@@ -113,7 +113,11 @@ class QDMN(nn.Module):
         return self.decoder(self.aspp(x), q.f8, q.f4)
 
     def read(self, mem_key: torch.Tensor, mem_value: torch.Tensor, q: QueryFeatures, invalid: Optional[torch.Tensor] = None):
-        """Memory readout for K objects: keys (K, CK, N), values (K, CV, N) -> (K, CV, h, w)."""
+        """Memory readout: keys (K, CK, N), values (K, CV, N) -> (K, CV, h, w).
+
+        K is the number of objects of one query frame (query batch 1, evaluation) or
+        the batch size (one query per item, training).
+        """
         k, _, n = mem_key.shape
         h, w = q.key.shape[-2:]
         qk = q.key.flatten(2)
@@ -121,7 +125,8 @@ class QDMN(nn.Module):
         parts = []
         for i in range(0, k, chunk):
             inv = None if invalid is None else invalid[i : i + chunk]
-            parts.append(read_memory(mem_key[i : i + chunk], mem_value[i : i + chunk], qk, (h, w), self.top_k, self.km_sigma, inv))
+            qk_i = qk if qk.shape[0] == 1 else qk[i : i + chunk]  # one query per item in training batches
+            parts.append(read_memory(mem_key[i : i + chunk], mem_value[i : i + chunk], qk_i, (h, w), self.top_k, self.km_sigma, inv))
         return torch.cat(parts, 0).view(k, -1, h, w)
 
     def segment(self, mem_key: torch.Tensor, mem_value: torch.Tensor, q: QueryFeatures, invalid: Optional[torch.Tensor] = None):

@@ -1,0 +1,239 @@
+"""Benchmark the evaluation pipeline on a generated video: speed, stages, memory, FLOPs.
+
+Each measurement runs in a fresh child process, so peak resident memory belongs to
+that run alone. The parent generates the video (written to disk, then streamed back by
+the pipeline exactly as in evaluation), runs the children and writes a JSON file and a
+markdown table.
+
+Examples::
+
+    # full-size speed on this machine
+    python scripts/benchmark.py --height 480 --width 864 --objects 2 --frames 20
+    # memory against video length (streaming keeps it flat)
+    python scripts/benchmark.py --config lite --height 64 --width 112 --lengths 100,2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from model.config import PRESETS  # noqa: E402
+from util.errors import UserError, exit_on_user_error  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", choices=sorted(PRESETS), default="official", help="model configuration (random weights)")
+    p.add_argument("--height", type=int, default=480)
+    p.add_argument("--width", type=int, default=864)
+    p.add_argument("--objects", type=int, default=2)
+    p.add_argument("--frames", type=int, default=20, help="video length (ignored with --lengths)")
+    p.add_argument("--lengths", default=None, help="comma-separated lengths to compare peak memory, e.g. 100,2000")
+    p.add_argument("--device", default=None, help="cpu, cuda... (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--flop_frames", type=int, default=3, help="frames whose FLOPs are counted (0: skip)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default="benchmarks/latest.json", help="where to write the results")
+    p.add_argument("--markdown", default="benchmarks/latest.md", help="where to write the table")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)  # internal: data folder to measure
+    return p.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------- data
+def write_video(root: Path, frames: int, height: int, width: int, objects: int, seed: int) -> Path:
+    """A generated video in DAVIS layout (frames + first annotation) under ``root``."""
+    from datasets.synthetic import render_video
+    from util.image_io import save_palette_png
+
+    rng = np.random.default_rng(seed)
+    clip = min(frames, 200)  # render at most 200 distinct frames, then play them back and forth
+    images, masks = render_video(rng, clip, height, width, objects)
+    folder = root / "frames"
+    folder.mkdir(parents=True)
+    import cv2
+
+    for t in range(frames):
+        k = t % (2 * clip - 1) if clip > 1 else 0
+        k = k if k < clip else 2 * clip - 1 - k
+        cv2.imwrite(str(folder / f"{t:05d}.jpg"), cv2.cvtColor(images[k], cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    (root / "masks").mkdir()
+    save_palette_png(root / "masks" / "00000.png", masks[0])
+    return root
+
+
+# ----------------------------------------------------------------------------- child
+def measure(data: Path, args: argparse.Namespace) -> dict:
+    """Run the real evaluation loop on ``data``; return timings and memory (child process)."""
+    from datasets.video_source import ImageFolderFrames, VideoSource
+    from model.memory_policy import DAVIS_MEMORY
+    from scripts.make_random_checkpoint import random_network
+    from util.eval_runner import resolve_device, run_evaluation, write_palette
+    from util.image_io import list_images
+    from util.profiling import StageTimer, measure_matmul_gflops, peak_rss_mib
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    network = random_network(args.config, args.seed, "sigmoid").to(device).eval()
+    timer = StageTimer(device)
+    timer.instrument(network)
+
+    frames = ImageFolderFrames(list_images(data / "frames"))
+    video = VideoSource("bench", frames, {0: data / "masks" / "00000.png"}, numbered_outputs=True)
+    original_items = video.items
+
+    def timed_items():
+        items = original_items()
+        while True:
+            start = time.perf_counter()
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            timer.seconds["reading frames"] += time.perf_counter() - start
+            yield item
+
+    video.items = timed_items  # type: ignore[method-assign]
+    writer = timer.wrap(write_palette, "writing masks", sync=False)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    with tempfile.TemporaryDirectory() as out, torch.inference_mode():
+        start = time.perf_counter()
+        stats = run_evaluation(network, DAVIS_MEMORY, [video], Path(out), device, writer=writer)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        wall = time.perf_counter() - start
+    result = {
+        "frames": stats.frames,
+        "seconds": wall,
+        "fps": stats.frames / wall,
+        "stages_s_per_frame": {k: v / stats.frames for k, v in sorted(timer.seconds.items())},
+        "peak_rss_mib": peak_rss_mib(),
+        "peak_cuda_mib": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+    }
+    if args.flop_frames > 0:
+        result["gflop_per_frame"] = count_gflops(network, video, device, args.flop_frames)
+        result["matmul_peak_gflops"] = measure_matmul_gflops(device)
+        achieved = result["gflop_per_frame"] * result["fps"]
+        result["achieved_gflops"] = achieved
+        result["share_of_matmul_peak"] = achieved / result["matmul_peak_gflops"]
+    return result
+
+
+def count_gflops(network, video, device: torch.device, frames: int) -> float:
+    """Mean GFLOP of a propagated frame over the first ``frames`` frames after the annotation."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from inference_core import InferenceCore
+    from model.memory_policy import DAVIS_MEMORY
+
+    core = InferenceCore(network, DAVIS_MEMORY, device)
+    items = video.items()
+    first = next(items)
+    core.step(first.image, first.annotation.masks, first.annotation.object_ids, frame=0)
+    total, counted = 0, 0
+    for item in items:
+        if counted == frames:
+            break
+        with FlopCounterMode(display=False) as counter:
+            core.step(item.image, frame=item.index)
+        total += counter.get_total_flops()
+        counted += 1
+    return total / max(counted, 1) / 1e9
+
+
+# ----------------------------------------------------------------------------- parent
+def run_child(data: Path, args: argparse.Namespace) -> dict:
+    argv = [sys.executable, __file__, "--child", str(data), "--config", args.config, "--seed", str(args.seed)]
+    argv += ["--flop_frames", str(args.flop_frames)]
+    if args.device:
+        argv += ["--device", args.device]
+    if args.threads:
+        argv += ["--threads", str(args.threads)]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def whole_video_estimate_mib(frames: int, height: int, width: int, objects: int) -> float:
+    """Memory a design holding the whole video needs: float frames + probabilities (as the official code)."""
+    h, w = height + (-height) % 16, width + (-width) % 16
+    return frames * (3 + objects + 1) * h * w * 4 / 2**20
+
+
+def markdown(results: list[dict], args: argparse.Namespace) -> str:
+    head = f"{args.config} model, {args.height}x{args.width}, {args.objects} objects, device {results[0]['device']}"
+    head += f" ({results[0]['device_name']}, {results[0]['threads']} threads)"
+    lines = [f"**{head}**", ""]
+    lines.append("| frames | FPS | peak RSS (MiB) | peak CUDA (MiB) | GFLOP/frame | achieved GFLOP/s | matmul peak GFLOP/s | share |")
+    lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        cuda = f"{r['peak_cuda_mib']:.0f}" if r.get("peak_cuda_mib") else "–"
+        gf = r.get("gflop_per_frame")
+        flops = (
+            f"{gf:.1f} | {r['achieved_gflops']:.1f} | {r['matmul_peak_gflops']:.1f} | {100 * r['share_of_matmul_peak']:.0f} %"
+            if gf
+            else "– | – | – | –"
+        )
+        lines.append(f"| {r['frames']} | {r['fps']:.3f} | {r['peak_rss_mib']:.0f} | {cuda} | {flops} |")
+    lines += ["", "Seconds per frame by stage (reading and writing run in background threads, overlapping compute):", ""]
+    stages = sorted({s for r in results for s in r["stages_s_per_frame"]})
+    lines.append("| frames | " + " | ".join(stages) + " |")
+    lines.append("|---:|" + "---:|" * len(stages))
+    for r in results:
+        lines.append(f"| {r['frames']} | " + " | ".join(f"{r['stages_s_per_frame'].get(s, 0):.4f}" for s in stages) + " |")
+    if len(results) > 1:
+        a, b = results[0], results[-1]
+        estimate = whole_video_estimate_mib(b["frames"], args.height, args.width, args.objects)
+        lines += [
+            "",
+            f"Peak RSS ratio {b['frames']} / {a['frames']} frames: **{b['peak_rss_mib'] / a['peak_rss_mib']:.3f}**. "
+            f"A design holding the whole video (float frames + probabilities, as the official code) would need about "
+            f"{estimate:.0f} MiB more at {b['frames']} frames.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child:
+        print(json.dumps(measure(Path(args.child), args)))
+        return
+    lengths = [int(x) for x in args.lengths.split(",")] if args.lengths else [args.frames]
+    if min(lengths) < 2 or min(args.height, args.width) < 16 or args.objects < 1:
+        raise UserError("need at least 2 frames, 16x16 pixels and 1 object")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in lengths:
+            data = write_video(Path(tmp) / f"len{n}", n, args.height, args.width, args.objects, args.seed)
+            print(f"measuring {n} frames at {args.height}x{args.width} ...", file=sys.stderr)
+            results.append(run_child(data, args))
+    report = {"args": {k: v for k, v in vars(args).items() if k != "child"}, "results": results, "torch": torch.__version__}
+    table = markdown(results, args)
+    for path, text in ((args.json, json.dumps(report, indent=1)), (args.markdown, table)):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)
+    print(table)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main(sys.argv[1:])
