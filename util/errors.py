@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -17,7 +18,7 @@ class UserError(Exception):
 
 
 def exit_on_user_error(main: F) -> F:
-    """Run ``main``; a :class:`UserError` prints ``error: <message>`` and exits with code 2."""
+    """Run ``main``; a :class:`UserError` prints ``error: <message>`` and exits with code 2, Ctrl-C exits 130."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
@@ -26,5 +27,9 @@ def exit_on_user_error(main: F) -> F:
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(EXIT_USAGE)
+        except KeyboardInterrupt:
+            print("interrupted: complete outputs are kept, unfinished ones are not; rerun the same command to continue",
+                  file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]

@@ -58,6 +58,7 @@ def add_eval_args(parser: argparse.ArgumentParser, memory: MemoryConfig, default
         default=None,
         help="override the QAM activation of a bare state dict (default: relu, as released)",
     )
+    parser.add_argument("--overwrite", action="store_true", help="redo videos whose output folder is already complete")
 
 
 def resolve_device(name: Optional[str]) -> torch.device:
@@ -153,18 +154,25 @@ def run_evaluation(
     output: Path,
     device: torch.device,
     writer: MaskWriter = write_palette,
+    overwrite: bool = False,
 ) -> RunStats:
-    """Segment every video and write its masks; each video's folder appears only when complete.
+    """Segment every video and write its masks.
 
-    Masks are written by a background thread while the next frames are computed.
+    Each video is written into ``.<name>.partial`` and renamed to ``<name>`` when
+    complete, so a folder named like a video is always complete: a rerun skips those
+    (unless ``overwrite``) and redoes interrupted ones. Masks are written by a
+    background thread while the next frames are computed.
     """
     videos = list(videos)
+    todo = [v for v in videos if overwrite or not (output / v.name).is_dir()]
+    if len(todo) < len(videos):
+        print(f"skipping {len(videos) - len(todo)} complete video(s) already in {output} (--overwrite redoes them)")
     stats = RunStats()
-    total = sum(len(v) for v in videos)
+    total = sum(len(v) for v in todo)
     widgets = [progressbar.Percentage(), " ", progressbar.Bar(), " ", progressbar.Variable("video"), " ", progressbar.ETA()]
-    with progressbar.ProgressBar(max_value=total, widgets=widgets, redirect_stdout=True) as bar, AsyncWriter() as io:
+    with progressbar.ProgressBar(max_value=max(total, 1), widgets=widgets, redirect_stdout=True) as bar, AsyncWriter() as io:
         done = 0
-        for video in videos:
+        for video in todo:
             start = time.perf_counter()
             partial = output / f".{video.name}.partial"
             shutil.rmtree(partial, ignore_errors=True)
@@ -174,14 +182,23 @@ def run_evaluation(
                 stats.frames += 1
                 bar.update(min(total, done + t + 1), video=video.name)
             io.flush()
-            final = output / video.name
-            if final.exists():
-                shutil.rmtree(final)
-            partial.rename(final)
+            publish(partial, output / video.name)
             done += len(video)
             stats.videos += 1
             stats.seconds += time.perf_counter() - start
     return stats
+
+
+def publish(partial: Path, final: Path) -> None:
+    """Replace ``final`` by the complete ``partial`` folder; the old one goes only after."""
+    if final.exists():
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+        partial.rename(final)
+        shutil.rmtree(old)
+    else:
+        partial.rename(final)
 
 
 def write_submission_zip(output: Path, videos: Iterable[VideoSource], zip_path: Optional[Path] = None) -> Path:
