@@ -134,15 +134,20 @@ class VideoSource:
         return f"{index:05d}.png" if self.numbered_outputs else f"{self.frames.stem(index)}.png"
 
     def items(self) -> Iterator[FrameItem]:
-        """Decode frames in order, with their annotations, ready for the engine."""
+        """Decode frames in order, with their annotations, ready for the engine.
+
+        Every frame is brought to the inference size of the first one, so a video
+        whose frames differ in size still runs; outputs keep each frame's own size.
+        """
+        target: Optional[tuple[int, int]] = None
         for index, rgb in enumerate(self.frames):
             size = (int(rgb.shape[0]), int(rgb.shape[1]))
+            target = target or self.inference_size(size)
             image = normalize_image(rgb)
-            target = self.inference_size(size)
             if target != size:
                 # torchvision's Resize(480, BICUBIC) on the normalised tensor, as in the official code
                 image = F.interpolate(image[None], size=target, mode="bicubic", align_corners=False, antialias=True)[0]
-            yield FrameItem(index, image, self.read_annotation(index, size), size)
+            yield FrameItem(index, image, self.read_annotation(index, size, target), size)
 
     def inference_size(self, size: Sequence[int]) -> tuple[int, int]:
         """Frame size for inference: the shorter side becomes ``infer_size`` (torchvision rounding)."""
@@ -153,8 +158,8 @@ class VideoSource:
             return self.infer_size, int(self.infer_size * w / h)
         return int(self.infer_size * h / w), self.infer_size
 
-    def read_annotation(self, index: int, frame_size: tuple[int, int]) -> Optional[Annotation]:
-        """Objects annotated on this frame (void 255 excluded), as masks at the inference size."""
+    def read_annotation(self, index: int, frame_size: tuple[int, int], target: Optional[tuple[int, int]] = None) -> Optional[Annotation]:
+        """Objects annotated on this frame (void 255 excluded), as masks at ``target`` size."""
         path = self.annotation_files.get(index)
         if path is None:
             return None
@@ -167,9 +172,11 @@ class VideoSource:
         if self.single_object:  # DAVIS 2016 masks are 0/255: every non-zero label is the object
             ids = (ids > 0).astype(np.uint8)
         labels = [int(v) for v in np.unique(ids) if v != 0 and v != VOID_LABEL]
-        masks = torch.from_numpy(np.stack([ids == v for v in labels]) if labels else np.zeros((0, *ids.shape), bool)).float()
-        size = self.inference_size(ids.shape)
-        if masks.shape[0] and size != tuple(ids.shape):
+        size = target or self.inference_size(ids.shape)
+        if not labels:
+            return Annotation(torch.zeros((0, *size)), [])
+        masks = torch.from_numpy(np.stack([ids == v for v in labels])).float()
+        if size != tuple(ids.shape):
             masks = F.interpolate(masks[None], size=size, mode="nearest")[0]
         return Annotation(masks, labels)
 

@@ -10,6 +10,7 @@ import argparse
 import functools
 import os
 import shutil
+import sys
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -170,7 +171,8 @@ def run_evaluation(
     stats = RunStats()
     total = sum(len(v) for v in todo)
     widgets = [progressbar.Percentage(), " ", progressbar.Bar(), " ", progressbar.Variable("video"), " ", progressbar.ETA()]
-    with progressbar.ProgressBar(max_value=max(total, 1), widgets=widgets, redirect_stdout=True) as bar, AsyncWriter() as io:
+    bar = progressbar.ProgressBar(max_value=max(total, 1), widgets=widgets, redirect_stdout=True, fd=sys.stdout)  # stderr: errors only
+    with bar, AsyncWriter() as io:
         done = 0
         for video in todo:
             start = time.perf_counter()
