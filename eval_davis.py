@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from util.eval_runner import (
     run_evaluation,
     write_submission_zip,
 )
+from util.metrics import run_jf
 
 SPLITS = {"val": ("trainval", "2017/val.txt"), "testdev": ("test-dev", "2017/test-dev.txt")}
 
@@ -30,8 +32,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--davis", default="data/DAVIS/2017", help="DAVIS 2017 root (holds trainval/ and test-dev/)")
     parser.add_argument("--split", default="val", choices=sorted(SPLITS), help="val/testdev")
     parser.add_argument("--zip", action="store_true", help="also write <output>.zip (test-dev server layout)")
+    parser.add_argument("--evaluate", action="store_true", help="compute J&F right after inference when ground truth exists")
+    parser.add_argument("--json", default=None, help="with --evaluate: also write the J&F results as JSON")
     add_eval_args(parser, DAVIS_MEMORY)
     return parser.parse_args(argv)
+
+
+def evaluate_if_ground_truth(gt_dir: Path, output: Path, videos, json_path: str | None) -> None:
+    """J&F against the annotations, when every frame of every video has one (val, not test-dev)."""
+    missing = [v.name for v in videos if len(list((gt_dir / v.name).glob("*.png"))) < len(v)]
+    if missing:
+        print(f"--evaluate: no full ground truth for {len(missing)} video(s) (e.g. {missing[0]}); J&F skipped")
+        return
+    run_jf(gt_dir, output, processes=min(4, os.cpu_count() or 1), sequences=[v.name for v in videos], json_path=json_path)
 
 
 @exit_on_user_error
@@ -50,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     print_summary(stats, output)
     if args.zip:
         print(f"Submission archive: {write_submission_zip(output, videos)}")
+    if args.evaluate:
+        evaluate_if_ground_truth(root / "Annotations" / "480p", output, videos, args.json)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,10 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 ZERO_BASE_CHOICES = ("none", "frequency")
+# "qdmn": the paper's policy. The others are baselines for comparison:
+# "every": every mem_freq-th frame, never evicted (STCN); "fifo": every mem_freq-th
+# frame, the oldest evicted at the same capacity; "first_prev": annotated + previous frame only.
+POLICIES = ("qdmn", "every", "fifo", "first_prev")
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,11 @@ class MemoryConfig:
     # "none" admits nothing (the official outcome, without its NaNs);
     # "frequency" admits every mem_freq-th frame with quality 1 (STCN-like, bounded).
     zero_base: str = "none"
+    policy: str = "qdmn"
 
     def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, not {self.policy!r}")
         if self.mem_freq < 1:
             raise ValueError(f"mem_freq must be >= 1, not {self.mem_freq}")
         if self.capacity < 0:
@@ -125,7 +132,7 @@ class QualityAwareMemory:
             return Decision(admitted=False, quality=q)
         self.admissions += 1
         evicted = None
-        if len(self.entries) > self.config.capacity:
+        if len(self.entries) > self.config.capacity and self.config.policy != "every":
             victim = self._eviction_choice()
             self.entries.remove(victim)
             evicted = victim.frame
@@ -135,12 +142,16 @@ class QualityAwareMemory:
 
     # ------------------------------------------------------------------ helpers
     def _passes(self, q: float) -> bool:
+        if self.config.policy != "qdmn":
+            return self.config.policy != "first_prev"
         if self.base_score == 0:
             return self.config.zero_base == "frequency"
         return q > self.config.threshold
 
     def _eviction_choice(self) -> Entry:
         """The entry minimising quality + temporal closeness; the first one on ties."""
+        if self.config.policy == "fifo":
+            return self.entries[0]
         n = self.admissions
         return min(self.entries, key=lambda e: e.quality + math.exp(-abs(n - e.admission)))
 

@@ -118,3 +118,25 @@ def test_missing_checkpoint(davis, tmp_path):
         "eval_davis.py", "--model", str(tmp_path / "x.pth"), "--davis", str(davis / "2017"), "--output", str(tmp_path / "o"), check=False
     )
     assert_one_line_error(proc, "x.pth", "not found")
+
+
+def test_eval_davis_evaluate_writes_jf(checkpoint, davis, tmp_path):
+    import json
+
+    out = tmp_path / "ev"
+    proc = run(
+        "eval_davis.py",
+        "--model",
+        str(checkpoint),
+        "--davis",
+        str(davis / "2017"),
+        "--output",
+        str(out),
+        "--evaluate",
+        "--json",
+        str(tmp_path / "jf.json"),
+    )
+    assert "J&F-Mean" in proc.stdout
+    result = json.loads((tmp_path / "jf.json").read_text())
+    assert 0 <= result["J&F-Mean"] <= 1 and set(result["sequences"]) == set(val_names(davis))
+    assert (out / "global_results.csv").is_file() and (out / "per-sequence_results.csv").is_file()

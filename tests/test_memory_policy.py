@@ -136,3 +136,23 @@ def test_later_annotation_is_permanent_and_keeps_bookkeeping():
 def test_config_validation(bad):
     with pytest.raises(ValueError):
         MemoryConfig(**bad)
+
+
+def test_baseline_every_keeps_every_kth_frame_without_bound():
+    memory = started(MemoryConfig(mem_freq=5, capacity=2, policy="every"))
+    for frame in range(1, 60):
+        memory.consider(frame, [0.01])  # quality is ignored
+    assert memory.frames == [0, *range(5, 60, 5)]
+
+
+def test_baseline_fifo_evicts_the_oldest():
+    memory = started(MemoryConfig(mem_freq=5, capacity=2, policy="fifo"))
+    evicted = [memory.consider(frame, [2.0 if frame == 5 else 0.01]).evicted for frame in range(1, 31)]
+    assert [e for e in evicted if e is not None] == [5, 10, 15]
+    assert memory.frames == [0, 20, 25, 30]
+
+
+def test_baseline_first_prev_admits_nothing():
+    memory = started(MemoryConfig(mem_freq=1, policy="first_prev"))
+    assert not any(memory.consider(frame, [0.8]).admitted for frame in range(1, 50))
+    assert memory.frames == [0]

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from datasets.video_source import VideoSource
 from inference_core import InferenceCore
 from model.config import QAM_ACTIVATIONS
-from model.memory_policy import ZERO_BASE_CHOICES, MemoryConfig
+from model.memory_policy import POLICIES, ZERO_BASE_CHOICES, MemoryConfig
 from model.network import DEFAULT_KM_SIGMA, DEFAULT_TOP_K, QDMN
 from util.checkpoint import check_state_dict, load_weights
 from util.errors import UserError
@@ -60,6 +60,8 @@ def add_eval_args(parser: argparse.ArgumentParser, memory: MemoryConfig, default
         help="override the QAM activation of a bare state dict (default: relu, as released)",
     )
     parser.add_argument("--overwrite", action="store_true", help="redo videos whose output folder is already complete")
+    parser.add_argument("--memory_policy", choices=POLICIES, default="qdmn",
+                        help="qdmn (the paper); every / fifo / first_prev: baselines for comparison")
 
 
 def resolve_device(name: Optional[str]) -> torch.device:
@@ -76,7 +78,9 @@ def resolve_device(name: Optional[str]) -> torch.device:
 
 def memory_config(args: argparse.Namespace) -> MemoryConfig:
     try:
-        return MemoryConfig(mem_freq=args.mem_freq, threshold=args.threshold, capacity=args.capacity, zero_base=args.zero_base)
+        return MemoryConfig(
+            mem_freq=args.mem_freq, threshold=args.threshold, capacity=args.capacity, zero_base=args.zero_base, policy=args.memory_policy
+        )
     except ValueError as e:
         raise UserError(str(e)) from None
 
