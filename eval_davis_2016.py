@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     network = build_network(args, device)
     output = prepare_output(args.output)
     torch.set_grad_enabled(False)
-    stats = run_evaluation(network, memory_config(args), videos, output, device, writer=write_binary, overwrite=args.overwrite)
+    memory = memory_config(args)
+    stats = run_evaluation(network, memory, videos, output, device, writer=write_binary, overwrite=args.overwrite, amp=args.amp)
     print_summary(stats, output)
 
 

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     network = build_network(args, device)
     output = prepare_output(args.output)
     torch.set_grad_enabled(False)
-    stats = run_evaluation(network, memory_config(args), [video], output, device, overwrite=args.overwrite)
+    stats = run_evaluation(network, memory_config(args), [video], output, device, overwrite=args.overwrite, amp=args.amp)
     print_summary(stats, output)
     if args.overlay:
         mp4, gif = output / f"{video.name}_overlay.mp4", output / f"{video.name}_preview.gif"

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     network = build_network(args, device)
     output = prepare_output(args.output)
     torch.set_grad_enabled(False)
-    stats = run_evaluation(network, memory_config(args), videos, output, device, overwrite=args.overwrite)
+    stats = run_evaluation(network, memory_config(args), videos, output, device, overwrite=args.overwrite, amp=args.amp)
     print_summary(stats, output)
     if args.zip:
         print(f"Submission archive: {write_submission_zip(Path(output), videos)}")

@@ -12,6 +12,7 @@ which frame is the last.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
@@ -47,9 +48,11 @@ class _Previous:
 class InferenceCore:
     """Propagates annotated masks through a video with the quality-aware memory."""
 
-    def __init__(self, network: QDMN, memory: MemoryConfig = MemoryConfig(), device: Optional[torch.device] = None):
+    def __init__(self, network: QDMN, memory: MemoryConfig = MemoryConfig(), device: Optional[torch.device] = None, amp: bool = False):
         self.network = network
         self.device = device if device is not None else next(network.parameters()).device
+        # Mixed precision: float16 on CUDA, bfloat16 on CPU; probabilities stay float32.
+        self.amp_dtype = (torch.float16 if self.device.type == "cuda" else torch.bfloat16) if amp else None
         self.policy = QualityAwareMemory(memory)
         self.object_ids: list[int] = []  # the label of each object channel, in order
         self.store: dict[int, MemoryFrame] = {}  # frame index -> memorised frame
@@ -86,18 +89,20 @@ class InferenceCore:
         if frame < self._next_frame:
             raise ValueError(f"frame {frame} comes after frame {self._next_frame - 1}; frames must be given in order")
         self._next_frame = frame + 1
-        self._memorise_previous()
+        with self._autocast():
+            self._memorise_previous()
         size = (int(image.shape[-2]), int(image.shape[-1]))
         if self.frame_size is not None and size != self.frame_size:
             raise ValueError(f"frame {frame} has size {size}, unlike the earlier frames of this video {self.frame_size}")
         self.frame_size = size
         img, pad = pad_divide_by(image.to(self.device, non_blocking=True).unsqueeze(0), 16)
         self.pad = pad
-        prob = self._segment(img) if self.num_objects else self._background(img)
-        if masks is not None:
-            if object_ids is None or len(object_ids) != masks.shape[0]:
-                raise ValueError("object_ids must name each mask")
-            prob = self._annotate(frame, img, prob, masks, object_ids)
+        with self._autocast():
+            prob = self._segment(img) if self.num_objects else self._background(img)
+            if masks is not None:
+                if object_ids is None or len(object_ids) != masks.shape[0]:
+                    raise ValueError("object_ids must name each mask")
+                prob = self._annotate(frame, img, prob, masks, object_ids)
         self._prev = _Previous(frame, img, prob, memorised=masks is not None)
         return unpad(prob[:, 0], pad)
 
@@ -106,6 +111,11 @@ class InferenceCore:
         return list(self.store)
 
     # ------------------------------------------------------------------ steps
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
     def _background(self, img: torch.Tensor) -> torch.Tensor:
         return torch.ones((1, 1, *img.shape[-2:]), device=self.device)
 
@@ -115,7 +125,7 @@ class InferenceCore:
         query = self.network.query(img, prior)
         key, value, invalid = self._memory()
         logits = self.network.segment(key, value, query, invalid)
-        return aggregate_wbg(torch.sigmoid(logits), keep_bg=True)
+        return aggregate_wbg(torch.sigmoid(logits.float()), keep_bg=True)
 
     def _annotate(self, frame: int, img: torch.Tensor, prob: torch.Tensor, masks: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
         """Insert annotated masks into the probabilities, memorise the frame permanently."""
@@ -135,7 +145,7 @@ class InferenceCore:
             self.store[frame] = MemoryFrame(key.flatten(2), value.flatten(2))
             self.temporary = None
             self._cache = None
-            self.policy.annotate(frame, scores.tolist())
+            self.policy.annotate(frame, scores.float().tolist())
         return prob
 
     def _memorise_previous(self) -> None:
@@ -144,7 +154,7 @@ class InferenceCore:
             return
         key, value, scores = self.network.memorize(prev.image, prev.prob[1:])
         entry = MemoryFrame(key.flatten(2), value.flatten(2))
-        decision = self.policy.consider(prev.frame, scores.tolist())
+        decision = self.policy.consider(prev.frame, scores.float().tolist())
         self.decisions.append((prev.frame, decision))
         if decision.admitted:
             if decision.evicted is not None:

@@ -60,6 +60,7 @@ def add_eval_args(parser: argparse.ArgumentParser, memory: MemoryConfig, default
         help="override the QAM activation of a bare state dict (default: relu, as released)",
     )
     parser.add_argument("--overwrite", action="store_true", help="redo videos whose output folder is already complete")
+    parser.add_argument("--amp", action="store_true", help="mixed precision: float16 on CUDA, bfloat16 on CPU")
     parser.add_argument("--memory_policy", choices=POLICIES, default="qdmn",
                         help="qdmn (the paper); every / fifo / first_prev: baselines for comparison")
 
@@ -113,14 +114,14 @@ def probabilities_to_labels(prob: torch.Tensor, size: tuple[int, int], labels: t
 
 
 def propagate(
-    network: QDMN, memory: MemoryConfig, video: VideoSource, device: torch.device, prefetch_depth: int = 4
+    network: QDMN, memory: MemoryConfig, video: VideoSource, device: torch.device, prefetch_depth: int = 4, amp: bool = False
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Run the engine over one video; yields (frame index, uint8 label map) from the first written frame on.
 
     Frames are decoded in a background thread a few frames ahead; nothing but the
     engine's memory is kept.
     """
-    core = InferenceCore(network, memory, device)
+    core = InferenceCore(network, memory, device, amp=amp)
     labels = torch.zeros(1, dtype=torch.uint8, device=device)
     start = video.first_annotated  # propagating before the first annotation is useless
     for item in prefetch((item for item in video.items() if item.index >= start), prefetch_depth):
@@ -160,6 +161,7 @@ def run_evaluation(
     device: torch.device,
     writer: MaskWriter = write_palette,
     overwrite: bool = False,
+    amp: bool = False,
 ) -> RunStats:
     """Segment every video and write its masks.
 
@@ -183,7 +185,7 @@ def run_evaluation(
             partial = output / f".{video.name}.partial"
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir(parents=True)
-            for t, ids in propagate(network, memory, video, device):
+            for t, ids in propagate(network, memory, video, device, amp=amp):
                 io.submit(functools.partial(writer, partial / video.output_name(t), ids, video))
                 stats.frames += 1
                 bar.update(min(total, done + t + 1), video=video.name)
