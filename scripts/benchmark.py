@@ -44,6 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lengths", default=None, help="comma-separated lengths to compare peak memory, e.g. 100,2000")
     p.add_argument("--device", default=None, help="cpu, cuda... (default: cuda when available)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--amp", action="store_true", help="mixed precision (float16 on CUDA, bfloat16 on CPU)")
     p.add_argument("--flop_frames", type=int, default=3, help="frames whose FLOPs are counted (0: skip)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default="benchmarks/latest.json", help="where to write the results")
@@ -112,7 +113,7 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     with tempfile.TemporaryDirectory() as out, torch.inference_mode():
         start = time.perf_counter()
-        stats = run_evaluation(network, DAVIS_MEMORY, [video], Path(out), device, writer=writer)
+        stats = run_evaluation(network, DAVIS_MEMORY, [video], Path(out), device, writer=writer, amp=args.amp)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         wall = time.perf_counter() - start
@@ -126,10 +127,12 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
+        "precision": ("float16" if device.type == "cuda" else "bfloat16") if args.amp else "float32",
     }
     if args.flop_frames > 0:
         result["gflop_per_frame"] = count_gflops(network, video, device, args.flop_frames)
-        result["matmul_peak_gflops"] = measure_matmul_gflops(device)
+        amp_dtype = (torch.float16 if device.type == "cuda" else torch.bfloat16) if args.amp else torch.float32
+        result["matmul_peak_gflops"] = measure_matmul_gflops(device, amp_dtype)
         achieved = result["gflop_per_frame"] * result["fps"]
         result["achieved_gflops"] = achieved
         result["share_of_matmul_peak"] = achieved / result["matmul_peak_gflops"]
@@ -161,7 +164,7 @@ def count_gflops(network, video, device: torch.device, frames: int) -> float:
 # ----------------------------------------------------------------------------- parent
 def run_child(data: Path, args: argparse.Namespace) -> dict:
     argv = [sys.executable, __file__, "--child", str(data), "--config", args.config, "--seed", str(args.seed)]
-    argv += ["--flop_frames", str(args.flop_frames)]
+    argv += ["--flop_frames", str(args.flop_frames)] + (["--amp"] if args.amp else [])
     if args.device:
         argv += ["--device", args.device]
     if args.threads:
@@ -180,7 +183,7 @@ def whole_video_estimate_mib(frames: int, height: int, width: int, objects: int)
 
 def markdown(results: list[dict], args: argparse.Namespace) -> str:
     head = f"{args.config} model, {args.height}x{args.width}, {args.objects} objects, device {results[0]['device']}"
-    head += f" ({results[0]['device_name']}, {results[0]['threads']} threads)"
+    head += f" ({results[0]['device_name']}, {results[0]['threads']} threads), {results[0]['precision']}"
     lines = [f"**{head}**", ""]
     lines.append("| frames | FPS | peak RSS (MiB) | peak CUDA (MiB) | GFLOP/frame | achieved GFLOP/s | matmul peak GFLOP/s | share |")
     lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
