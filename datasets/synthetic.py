@@ -7,6 +7,12 @@ panning textured background, and writes the result in the layouts of DAVIS 2016,
 DAVIS 2017 (trainval and test-dev), YouTube-VOS (train and valid) and the static
 image sets used for pre-training (FSS-1000, DUTS, ECSSD, BIG, HRSOD).
 
+Optional hard events (``HardEvents``) add full occlusions by non-annotated
+occluders, long exits from the frame, appearance drift, global lighting changes
+and look-alike distractors; ``iter_video`` renders frame by frame so long videos
+need not be held in memory. The SynthVOS benchmark (``scripts/make_synthvos.py``,
+docs/SYNTHVOS.md) is built from these with the reserved ``SYNTHVOS_SEEDS``.
+
 Everything is a function of the seed. Each video gets its own generator,
 ``np.random.default_rng([seed, tag, index])``, so a video's content does not
 depend on how many videos are generated before it.
@@ -17,9 +23,10 @@ from __future__ import annotations
 import colorsys
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 
 import cv2
 import numpy as np
@@ -36,6 +43,10 @@ YOUTUBE_STEP = 5
 STATIC_SETS = ("DUTS-TR", "DUTS-TE", "ecssd", "BIG_small", "HRSOD_small")
 HIGH_RES_SETS = ("BIG_small", "HRSOD_small")
 
+# Seeds of the SynthVOS benchmark sets (scripts/make_synthvos.py). They are
+# reserved for evaluation: training data must be generated with other seeds.
+SYNTHVOS_SEEDS = MappingProxyType({"val": 2022, "long": 2023, "yv": 2024})
+
 # Generator tags keep the streams of the different layouts apart.
 _TAG_DAVIS2017 = 17
 _TAG_DAVIS2016 = 16
@@ -51,6 +62,20 @@ _SAMPLE_TRIES = 20
 Pose = tuple[float, float, float, float]  # centre x, centre y, scale, angle (degrees)
 
 
+def assert_not_synthvos_seed(seed: int) -> None:
+    """Raise ValueError if ``seed`` is one of the reserved SynthVOS seeds.
+
+    Scripts that generate training data call this so that a model is never
+    trained on the videos it is evaluated on.
+    """
+    reserved = {value: name for name, value in SYNTHVOS_SEEDS.items()}
+    if int(seed) in reserved:
+        raise ValueError(
+            f"seed {seed} is reserved for the SynthVOS {reserved[int(seed)]!r} set; "
+            f"use a seed other than {sorted(reserved)} for training data"
+        )
+
+
 @dataclass(frozen=True)
 class ObjectStyle:
     """Optional fixed appearance of an object (e.g. a few-shot class)."""
@@ -60,6 +85,115 @@ class ObjectStyle:
     hue: float | None = None
 
 
+# --------------------------------------------------------------------------- #
+# Hard events (all frame numbers are absolute; ``target`` indexes the objects)
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class Occlusion:
+    """A non-annotated occluder slides in, hides object ``target`` completely on
+    frames ``[start, start + duration)`` (following it), then slides out.
+
+    The occluder comes from outside the frame over ``approach`` frames, is drawn
+    on top of everything and clears the masks under it (mask value 0).
+    """
+
+    target: int
+    start: int
+    duration: int
+    approach: int = 8
+
+
+@dataclass(frozen=True)
+class Exit:
+    """Object ``target`` leaves through its nearest frame edge and comes back.
+
+    It starts leaving at ``start``, is fully out of view at least on frames
+    ``[start + ramp, start + ramp + duration)`` and is back on its normal path
+    from ``start + 2 * ramp + duration``.
+    """
+
+    target: int
+    start: int
+    duration: int
+    ramp: int = 10
+
+
+@dataclass(frozen=True)
+class AppearanceDrift:
+    """Object ``target``'s texture drifts from ``start`` to ``end``.
+
+    Its hue turns by ``hue_shift`` (in turns of the colour wheel) and a second
+    random texture is blended in up to weight ``texture_blend``; the change
+    is linear in time and stays after ``end``.
+    """
+
+    target: int
+    start: int
+    end: int
+    hue_shift: float = 0.2
+    texture_blend: float = 0.0
+
+
+@dataclass(frozen=True)
+class LightingChange:
+    """A global change of the whole frame (background and objects).
+
+    Brightness (a gain) and contrast (around mid-grey) ramp linearly from 1 at
+    ``start`` to ``brightness`` and ``contrast`` at ``end`` and stay there.
+    With ``flicker`` > 0 the gain also jumps randomly by up to ``+-flicker``
+    (relative) on each frame in ``[start, end)``. Changes compose by product.
+    """
+
+    start: int
+    end: int
+    brightness: float = 1.0
+    contrast: float = 1.0
+    flicker: float = 0.0
+
+
+@dataclass(frozen=True)
+class Distractor:
+    """A non-annotated look-alike of object ``target`` moving near it.
+
+    It has the target's ``ObjectStyle`` (shape kind, texture kind and hue; one
+    is sampled for the target when it has none), a similar size and the same
+    kind of motion, about ``distance`` target radii away, and exists from
+    ``appear_at``. It is drawn below the annotated objects.
+    """
+
+    target: int
+    distance: float = 2.5
+    appear_at: int = 0
+
+
+@dataclass(frozen=True)
+class HardEvents:
+    """The hard events of one video (see ``render_video``'s ``events``)."""
+
+    occlusions: tuple[Occlusion, ...] = ()
+    exits: tuple[Exit, ...] = ()
+    drifts: tuple[AppearanceDrift, ...] = ()
+    lighting: tuple[LightingChange, ...] = ()
+    distractors: tuple[Distractor, ...] = ()
+
+    def __bool__(self) -> bool:
+        return any(
+            (self.occlusions, self.exits, self.drifts, self.lighting, self.distractors)
+        )
+
+
+def _plateau(x: int, hold: int, ramp: int) -> float:
+    """0 -> 1 over ``ramp`` steps (smoothstep), 1 for ``hold``, then back to 0."""
+    if x <= 0 or x >= 2 * ramp + hold:
+        return 0.0
+    if ramp <= x <= ramp + hold:
+        return 1.0
+    v = x / ramp if x < ramp else (2 * ramp + hold - x) / ramp
+    return v * v * (3.0 - 2.0 * v)
+
+
 @dataclass(frozen=True)
 class Trajectory:
     """Smooth screen-space motion of one object.
@@ -67,7 +201,10 @@ class Trajectory:
     The centre wobbles sinusoidally around ``center`` (starting exactly there),
     the scale oscillates in log space, the angle turns at a constant speed, and
     an optional excursion ``exit_offset * sin(pi * u)`` (u: 0 -> 1 over the
-    object's lifetime) carries the object out of the frame and back.
+    object's lifetime) carries the object out of the frame and back. With
+    ``exit_window`` ``(start, frames_out, ramp)`` the excursion instead follows
+    ``_plateau``: out over ``ramp`` frames from ``start``, out of view for
+    ``frames_out`` frames, back over ``ramp`` frames.
     """
 
     center: tuple[float, float]
@@ -83,14 +220,19 @@ class Trajectory:
     appear_at: int
     lifetime: int
     exit_offset: tuple[float, float] = (0.0, 0.0)
+    exit_window: tuple[int, int, int] | None = None
 
     def pose(self, t: int) -> Pose | None:
         """Pose at frame ``t``, or None while the object has not appeared yet."""
         if t < self.appear_at:
             return None
         tau = t - self.appear_at
-        u = tau / max(self.lifetime - 1, 1)
-        excursion = math.sin(math.pi * u)
+        if self.exit_window is None:
+            u = tau / max(self.lifetime - 1, 1)
+            excursion = math.sin(math.pi * u)
+        else:
+            start, frames_out, ramp = self.exit_window
+            excursion = _plateau(t - start, frames_out, ramp)
         xy = []
         for axis in range(2):
             wobble = math.sin(self.frequency[axis] * tau + self.phase[axis])
@@ -107,12 +249,26 @@ class Trajectory:
 
 
 @dataclass(frozen=True)
+class PathTrajectory:
+    """Explicit per-frame poses: ``poses[k]`` is the pose at ``appear_at + k``;
+    the object does not exist before or after (used for occluders)."""
+
+    appear_at: int
+    poses: tuple[Pose, ...]
+
+    def pose(self, t: int) -> Pose | None:
+        """Pose at frame ``t``, or None outside the path."""
+        k = t - self.appear_at
+        return self.poses[k] if 0 <= k < len(self.poses) else None
+
+
+@dataclass(frozen=True)
 class SyntheticObject:
     """A textured shape on a square canvas plus its trajectory."""
 
     texture: np.ndarray  # S x S x 3 float32, values 0..255
     alpha: np.ndarray  # S x S float32, 0 or 1
-    trajectory: Trajectory
+    trajectory: Trajectory | PathTrajectory
 
 
 @dataclass(frozen=True)
@@ -331,12 +487,21 @@ def sample_object(
     appear_at: int = 0,
     leave_return: bool = False,
     style: ObjectStyle | None = None,
+    exit_window: tuple[int, int, int] | None = None,
+    motion_frames: int | None = None,
 ) -> SyntheticObject:
     """A random textured object and its trajectory within an H x W frame.
 
     The object starts (at ``appear_at``) well inside the frame. With
-    ``leave_return`` it leaves the frame mid-life and comes back.
+    ``leave_return`` it leaves the frame mid-life and comes back; with
+    ``exit_window`` ``(start, frames_out, ramp)`` it does so at those frames
+    (see ``Exit``). Its motion (wobble, scale, rotation) has the time scale of
+    ``motion_frames`` frames (default: ``num_frames``), so long videos can keep
+    short-video dynamics.
     """
+    if leave_return and exit_window is not None:
+        raise ValueError("leave_return and exit_window are exclusive")
+    period = max(num_frames if motion_frames is None else motion_frames, 1)
     style = style or ObjectStyle()
     radius = min(height, width) * float(rng.uniform(0.12, 0.28))
     size = max(MIN_SIZE, math.ceil(1.5 * radius / _SHAPE_EXTENT))
@@ -356,7 +521,7 @@ def sample_object(
     scale = radius / (_SHAPE_EXTENT * size)
     reach = radius * math.exp(2 * scale_amplitude)
     exit_offset = (0.0, 0.0)
-    if leave_return:
+    if leave_return or exit_window is not None:
         exit_offset = _exit_offset(center, amplitude, reach, height, width)
     return SyntheticObject(
         texture=texture,
@@ -364,17 +529,18 @@ def sample_object(
         trajectory=Trajectory(
             center=center,
             amplitude=amplitude,
-            frequency=tuple(2 * math.pi * cycles[:2] / max(num_frames, 1)),
+            frequency=tuple(2 * math.pi * cycles[:2] / period),
             phase=tuple(rng.uniform(0.0, 2 * math.pi, size=2)),
             scale=scale,
             scale_amplitude=scale_amplitude,
-            scale_frequency=2 * math.pi * float(cycles[2]) / max(num_frames, 1),
+            scale_frequency=2 * math.pi * float(cycles[2]) / period,
             scale_phase=float(rng.uniform(0.0, 2 * math.pi)),
             angle=float(rng.uniform(0.0, 360.0)),
-            angle_speed=float(rng.uniform(-60.0, 60.0)) / max(num_frames, 1),
+            angle_speed=float(rng.uniform(-60.0, 60.0)) / period,
             appear_at=appear_at,
             lifetime=num_frames - appear_at,
             exit_offset=exit_offset,
+            exit_window=exit_window,
         ),
     )
 
@@ -469,9 +635,12 @@ def _sample_objects(
     appear_at: Sequence[int],
     leave_return: Sequence[bool],
     styles: Sequence[ObjectStyle | None],
+    exit_windows: Sequence[tuple[int, int, int] | None] | None = None,
+    motion_frames: int | None = None,
 ) -> list[SyntheticObject]:
     """Sample objects, resampling (deterministically) until none starts hidden."""
     objects: list[SyntheticObject] = []
+    windows = [None] * len(styles) if exit_windows is None else exit_windows
     for _ in range(_SAMPLE_TRIES):
         objects = [
             sample_object(
@@ -482,9 +651,11 @@ def _sample_objects(
                 appear_at=int(appear),
                 leave_return=bool(leave),
                 style=style,
+                exit_window=window,
+                motion_frames=motion_frames,
             )
-            for appear, leave, style in zip(
-                appear_at, leave_return, styles, strict=True
+            for appear, leave, style, window in zip(
+                appear_at, leave_return, styles, windows, strict=True
             )
         ]
         if _visible_enough(objects, height, width):
@@ -524,40 +695,17 @@ def _check_frame_size(height: int, width: int) -> None:
         )
 
 
-def render_video(
-    rng: np.random.Generator,
+def _video_arguments(
     num_frames: int,
     height: int,
     width: int,
     num_objects: int,
-    *,
-    appear_at: Sequence[int] | None = None,
-    leave_return: Sequence[bool] | None = None,
-    object_ids: Sequence[int] | None = None,
-    styles: Sequence[ObjectStyle | None] | None = None,
-    noise_std: float = 3.0,
-    camera_motion: float = 1.0,
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Render a synthetic video and its masks.
-
-    Args:
-        rng: source of all randomness (the video is a function of its state).
-        num_frames, height, width: video size; height and width at least 16.
-        num_objects: number of objects (0 gives a background-only video).
-        appear_at: per object, the first frame where it exists; it is not
-            visible before. Objects are drawn in list order (later on top).
-        leave_return: per object, whether it leaves the frame mid-life and
-            comes back.
-        object_ids: per object, its mask value (1..255, unique); default
-            1..num_objects.
-        styles: per object, an optional fixed shape/texture/hue.
-        noise_std: standard deviation of the per-frame Gaussian pixel noise.
-        camera_motion: scale of the background pan (0: static camera).
-
-    Returns:
-        ``(frames, masks)``: lists of H x W x 3 uint8 RGB images and H x W
-        uint8 masks holding the object ids (0 is background).
-    """
+    appear_at: Sequence[int] | None,
+    leave_return: Sequence[bool] | None,
+    object_ids: Sequence[int] | None,
+    styles: Sequence[ObjectStyle | None] | None,
+) -> tuple[list[int], list[bool], list[int], list[ObjectStyle | None]]:
+    """Check ``render_video``'s per-object arguments and fill in defaults."""
     _check_positive(num_frames=num_frames)
     _check_frame_size(height, width)
     if num_objects < 0:
@@ -574,13 +722,520 @@ def render_video(
         )
     if len(set(ids)) != len(ids) or any(not 1 <= i <= MAX_OBJECT_ID for i in ids):
         raise ValueError(f"object_ids must be unique values in 1..255, got {ids}")
+    return appear, leave, ids, style_list
 
-    background = sample_background(rng, num_frames, height, width, camera_motion)
-    objects = _sample_objects(rng, num_frames, height, width, appear, leave, style_list)
+
+# --------------------------------------------------------------------------- #
+# Hard events: checks and sampling
+# --------------------------------------------------------------------------- #
+
+
+def _check_target(kind: str, target: int, count: int) -> None:
+    if not 0 <= target < count:
+        raise ValueError(f"{kind} target {target} is not an object index (0..{count - 1})")
+
+
+def _check_window(kind: str, start: int, end: int, num_frames: int) -> None:
+    if not 0 <= start < end <= num_frames:
+        raise ValueError(
+            f"{kind} frames [{start}, {end}) must be non-empty and lie in [0, {num_frames}]"
+        )
+
+
+def _check_target_window(
+    kind: str, target: int, start: int, end: int, appear: Sequence[int], num_frames: int
+) -> None:
+    """Target-specific events happen while the target exists."""
+    _check_target(kind, target, len(appear))
+    if start < appear[target] or end > num_frames:
+        raise ValueError(
+            f"{kind} frames [{start}, {end}) must lie within object {target}'s "
+            f"frames [{appear[target]}, {num_frames})"
+        )
+
+
+def _check_events(
+    events: HardEvents, num_frames: int, appear: Sequence[int], leave: Sequence[bool]
+) -> None:
+    count = len(appear)
+    for occlusion in events.occlusions:
+        _check_positive(duration=occlusion.duration, approach=occlusion.approach)
+        end = occlusion.start + occlusion.duration
+        _check_target_window(
+            "occlusion", occlusion.target, occlusion.start, end, appear, num_frames
+        )
+    leaving = {i for i in range(count) if leave[i]}
+    for exit_ in events.exits:
+        _check_positive(duration=exit_.duration, ramp=exit_.ramp)
+        end = exit_.start + 2 * exit_.ramp + exit_.duration
+        _check_target_window("exit", exit_.target, exit_.start, end, appear, num_frames)
+        if exit_.target in leaving:
+            raise ValueError(
+                f"object {exit_.target} already leaves the frame (leave_return or another exit)"
+            )
+        leaving.add(exit_.target)
+    for drift in events.drifts:
+        _check_target("drift", drift.target, count)
+        _check_window("drift", drift.start, drift.end, num_frames)
+        if not 0.0 <= drift.texture_blend <= 1.0:
+            raise ValueError(f"texture_blend must lie in [0, 1], got {drift.texture_blend}")
+    for change in events.lighting:
+        _check_window("lighting", change.start, change.end, num_frames)
+        if change.brightness <= 0 or change.contrast <= 0 or not 0 <= change.flicker < 1:
+            raise ValueError(
+                "lighting needs brightness > 0, contrast > 0 and 0 <= flicker < 1, "
+                f"got {change}"
+            )
+    for distractor in events.distractors:
+        _check_target("distractor", distractor.target, count)
+        if not 0 <= distractor.appear_at < num_frames or distractor.distance < 0:
+            raise ValueError(
+                f"distractor needs appear_at in [0, {num_frames}) and distance >= 0, got {distractor}"
+            )
+
+
+def _complete_style(rng: np.random.Generator, style: ObjectStyle | None) -> ObjectStyle:
+    """Fill in the unset parts of ``style`` at random."""
+    style = style or ObjectStyle()
+    return ObjectStyle(
+        shape=style.shape or str(rng.choice(SHAPE_KINDS)),
+        texture=style.texture or str(rng.choice(TEXTURE_KINDS)),
+        hue=float(rng.uniform()) if style.hue is None else style.hue,
+    )
+
+
+def _styles_for_distractors(
+    rng: np.random.Generator,
+    styles: Sequence[ObjectStyle | None],
+    distractors: Sequence[Distractor],
+) -> list[ObjectStyle | None]:
+    """Fix a full style for every object that has a look-alike distractor."""
+    styles = list(styles)
+    for index in sorted({d.target for d in distractors}):
+        styles[index] = _complete_style(rng, styles[index])
+    return styles
+
+
+def _exit_windows(
+    exits: Sequence[Exit], count: int
+) -> list[tuple[int, int, int] | None]:
+    windows: list[tuple[int, int, int] | None] = [None] * count
+    for exit_ in exits:
+        windows[exit_.target] = (exit_.start, exit_.duration, exit_.ramp)
+    return windows
+
+
+def _alpha_radius(alpha: np.ndarray) -> float:
+    """Farthest covered canvas pixel from the canvas centre (the point a pose
+    places), plus one pixel for the bilinear footprint."""
+    ys, xs = np.nonzero(alpha > 0)
+    if len(xs) == 0:
+        return 1.0
+    half = alpha.shape[0] / 2.0
+    return float(np.sqrt((xs - half) ** 2 + (ys - half) ** 2).max()) + 1.0
+
+
+def _inner_radius(alpha: np.ndarray) -> float:
+    """Distance from the canvas centre to the nearest uncovered canvas pixel."""
+    distance = cv2.distanceTransform((alpha > 0).astype(np.uint8), cv2.DIST_L2, 5)
+    centre = alpha.shape[0] // 2
+    return float(distance[centre, centre])
+
+
+def _object_radius(obj: SyntheticObject, t: int) -> float:
+    """Radius in frame pixels of the disc around the object's centre that
+    contains every pixel it covers at ``t``."""
+    return obj.trajectory.pose(t)[2] * _alpha_radius(obj.alpha)
+
+
+def _distance_to_leave(
+    point: np.ndarray, direction: np.ndarray, height: int, width: int, margin: float
+) -> float:
+    """How far ``point`` moves along ``direction`` until it is ``margin`` pixels
+    outside the frame."""
+    distances = []
+    for axis, limit in ((0, width), (1, height)):
+        step = float(direction[axis])
+        if abs(step) > 1e-9:
+            bound = limit + margin if step > 0 else -margin
+            distances.append((bound - float(point[axis])) / step)
+    return max(0.0, min(distances))
+
+
+def _occluder_centres(
+    target: SyntheticObject,
+    spec: Occlusion,
+    heading: float,
+    outer: float,
+    num_frames: int,
+    height: int,
+    width: int,
+) -> list[tuple[float, float]]:
+    """Occluder centres from ``start - approach``: in from outside the frame,
+    exactly on the target's centre during the occlusion, out the other side."""
+    end = spec.start + spec.duration
+
+    def centre(t: int) -> np.ndarray:
+        return np.array(target.trajectory.pose(min(max(t, spec.start), end - 1))[:2])
+
+    direction = np.array([math.cos(heading), math.sin(heading)])
+    first, last = centre(spec.start), centre(end - 1)
+    entry = first + direction * _distance_to_leave(first, direction, height, width, outer)
+    leave = last - direction * _distance_to_leave(last, -direction, height, width, outer)
+    centres = []
+    for t in range(max(0, spec.start - spec.approach), min(num_frames, end + spec.approach)):
+        here = centre(t)
+        if t < spec.start:
+            s = (t - spec.start + spec.approach) / spec.approach
+            here = entry + (here - entry) * s
+        elif t >= end:
+            s = (t - end + 1) / spec.approach
+            here = here + (leave - here) * s
+        centres.append((float(here[0]), float(here[1])))
+    return centres
+
+
+def _occluder_shape(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A nearly round ellipse, so that hiding a target needs no huge occluder."""
+    canvas = np.zeros((size, size), dtype=np.uint8)
+    extent = _SHAPE_EXTENT * size
+    axes = (round(extent), max(1, round(extent * float(rng.uniform(0.75, 1.0)))))
+    centre = (round(size / 2.0), round(size / 2.0))
+    cv2.ellipse(canvas, centre, axes, float(rng.uniform(0.0, 180.0)), 0, 360, 1, -1)
+    return canvas.astype(np.float32)
+
+
+def _occluder(
+    rng: np.random.Generator,
+    target: SyntheticObject,
+    spec: Occlusion,
+    num_frames: int,
+    height: int,
+    width: int,
+) -> SyntheticObject:
+    """An object whose fully opaque core covers ``target`` during the occlusion.
+
+    The core (pixels whose bilinear footprint is inside the shape) is scaled to
+    exceed the target's largest radius in the window by two pixels.
+    """
+    window = range(spec.start, spec.start + spec.duration)
+    reach = max(_object_radius(target, t) for t in window) + 2.0
+    size = max(MIN_SIZE, math.ceil(reach / (0.75 * _SHAPE_EXTENT)) + 4)
+    alpha = _occluder_shape(rng, size)
+    scale = reach / max(_inner_radius(alpha) - 1.5, 1.0)
+    unit = min(height, width) * float(rng.uniform(0.03, 0.09)) / scale
+    texture = make_texture(rng, size, size, unit)
+    heading = float(rng.uniform(0.0, 2 * math.pi))
+    angle, spin = float(rng.uniform(0.0, 360.0)), float(rng.uniform(-2.0, 2.0))
+    outer = scale * _alpha_radius(alpha)
+    centres = _occluder_centres(target, spec, heading, outer, num_frames, height, width)
+    poses = tuple((x, y, scale, angle + spin * k) for k, (x, y) in enumerate(centres))
+    path = PathTrajectory(appear_at=max(0, spec.start - spec.approach), poses=poses)
+    return SyntheticObject(texture=texture, alpha=alpha, trajectory=path)
+
+
+def _distractor(
+    rng: np.random.Generator,
+    target: SyntheticObject,
+    style: ObjectStyle,
+    spec: Distractor,
+    num_frames: int,
+    height: int,
+    width: int,
+    motion_frames: int | None,
+) -> SyntheticObject:
+    """A look-alike with the target's style and size, wobbling like the target
+    (with shifted phases) around a point ``spec.distance`` radii from it."""
+    obj = sample_object(
+        rng,
+        num_frames,
+        height,
+        width,
+        appear_at=spec.appear_at,
+        style=style,
+        motion_frames=motion_frames,
+    )
+    ref = target.trajectory
+    radius = ref.scale * _SHAPE_EXTENT * target.alpha.shape[0]
+    scale = radius * float(rng.uniform(0.8, 1.2)) / (_SHAPE_EXTENT * obj.alpha.shape[0])
+    heading = float(rng.uniform(0.0, 2 * math.pi))
+    centre = (
+        float(np.clip(ref.center[0] + spec.distance * radius * math.cos(heading), 0.15 * width, 0.85 * width)),
+        float(np.clip(ref.center[1] + spec.distance * radius * math.sin(heading), 0.15 * height, 0.85 * height)),
+    )
+    phase = tuple(p + float(rng.uniform(-0.6, 0.6)) for p in ref.phase)
+    trajectory = replace(
+        obj.trajectory,
+        center=centre,
+        amplitude=ref.amplitude,
+        frequency=ref.frequency,
+        phase=phase,
+        scale=scale,
+    )
+    return replace(obj, trajectory=trajectory)
+
+
+def _drift_texture(
+    rng: np.random.Generator, target: SyntheticObject, spec: AppearanceDrift
+) -> np.ndarray | None:
+    """The second texture a drift blends in (None when it blends none)."""
+    if spec.texture_blend <= 0:
+        return None
+    size = target.texture.shape[0]
+    return make_texture(rng, size, size, size * float(rng.uniform(0.05, 0.15)))
+
+
+def _flicker(rng: np.random.Generator, change: LightingChange) -> np.ndarray | None:
+    if change.flicker <= 0:
+        return None
+    return rng.uniform(-1.0, 1.0, change.end - change.start)
+
+
+# --------------------------------------------------------------------------- #
+# Scenes: everything a video needs, rendered one frame at a time
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True, eq=False)
+class Scene:
+    """A sampled video: background, annotated objects and hard events.
+
+    Frames are drawn in the order background, distractors (mask 0), objects
+    (their ids, later ones on top), occluders (mask 0, on top of everything).
+    """
+
+    num_frames: int
+    height: int
+    width: int
+    background: Background
+    objects: tuple[SyntheticObject, ...]
+    object_ids: tuple[int, ...]
+    distractors: tuple[SyntheticObject, ...] = ()
+    occluders: tuple[SyntheticObject, ...] = ()
+    drifts: tuple[tuple[AppearanceDrift, np.ndarray | None], ...] = ()
+    lighting: tuple[tuple[LightingChange, np.ndarray | None], ...] = ()
+
+
+def sample_scene(
+    rng: np.random.Generator,
+    num_frames: int,
+    height: int,
+    width: int,
+    num_objects: int,
+    *,
+    appear_at: Sequence[int] | None = None,
+    leave_return: Sequence[bool] | None = None,
+    object_ids: Sequence[int] | None = None,
+    styles: Sequence[ObjectStyle | None] | None = None,
+    camera_motion: float = 1.0,
+    events: HardEvents | None = None,
+    motion_frames: int | None = None,
+) -> Scene:
+    """Check the arguments and sample a scene (see ``render_video``).
+
+    Without ``events`` and ``motion_frames`` this draws exactly what earlier
+    versions drew, so existing videos stay the same.
+    """
+    appear, leave, ids, style_list = _video_arguments(
+        num_frames, height, width, num_objects, appear_at, leave_return, object_ids, styles
+    )
+    events = events or HardEvents()
+    _check_events(events, num_frames, appear, leave)
+    if motion_frames is not None:
+        _check_positive(motion_frames=motion_frames)
+    motion = num_frames if motion_frames is None else motion_frames
+    background = sample_background(rng, motion, height, width, camera_motion)
+    style_list = _styles_for_distractors(rng, style_list, events.distractors)
+    windows = _exit_windows(events.exits, num_objects)
+    objects = _sample_objects(
+        rng, num_frames, height, width, appear, leave, style_list, windows, motion_frames
+    )
+    drifts = tuple((d, _drift_texture(rng, objects[d.target], d)) for d in events.drifts)
+    distractors = tuple(
+        _distractor(rng, objects[d.target], style_list[d.target], d, num_frames, height, width, motion_frames)
+        for d in events.distractors
+    )
+    occluders = tuple(
+        _occluder(rng, objects[o.target], o, num_frames, height, width) for o in events.occlusions
+    )
+    lighting = tuple((change, _flicker(rng, change)) for change in events.lighting)
+    return Scene(
+        num_frames=num_frames,
+        height=height,
+        width=width,
+        background=background,
+        objects=tuple(objects),
+        object_ids=tuple(ids),
+        distractors=distractors,
+        occluders=occluders,
+        drifts=drifts,
+        lighting=lighting,
+    )
+
+
+def _ramp(t: int, start: int, end: int) -> float:
+    """0 up to ``start``, linear to 1 at ``end``, 1 after."""
+    return min(max((t - start) / (end - start), 0.0), 1.0)
+
+
+def _shift_hue(texture: np.ndarray, turns: float) -> np.ndarray:
+    hsv = cv2.cvtColor(texture / np.float32(255.0), cv2.COLOR_RGB2HSV)
+    hsv[..., 0] = (hsv[..., 0] + 360.0 * turns) % 360.0
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB) * np.float32(255.0)
+
+
+def _drifted(
+    obj: SyntheticObject, drift: AppearanceDrift, second: np.ndarray | None, t: int
+) -> SyntheticObject:
+    """``obj`` with its texture as it has drifted by frame ``t``."""
+    weight = _ramp(t, drift.start, drift.end)
+    if weight == 0.0:
+        return obj
+    texture = obj.texture
+    if second is not None:
+        blend = np.float32(drift.texture_blend * weight)
+        texture = texture * (np.float32(1.0) - blend) + second * blend
+    if drift.hue_shift:
+        texture = _shift_hue(texture, drift.hue_shift * weight)
+    return replace(obj, texture=np.clip(texture, 0.0, 255.0).astype(np.float32))
+
+
+def lighting_at(
+    lighting: Sequence[tuple[LightingChange, np.ndarray | None]], t: int
+) -> tuple[float, float]:
+    """The global ``(gain, contrast)`` at frame ``t`` (both 1 without changes)."""
+    gain, contrast = 1.0, 1.0
+    for change, flicker in lighting:
+        weight = _ramp(t, change.start, change.end)
+        gain *= 1.0 + (change.brightness - 1.0) * weight
+        contrast *= 1.0 + (change.contrast - 1.0) * weight
+        if flicker is not None and change.start <= t < change.end:
+            gain *= 1.0 + change.flicker * float(flicker[t - change.start])
+    return gain, contrast
+
+
+def render_scene_frame(scene: Scene, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frame ``t`` of ``scene`` without noise (as ``render_frame`` returns it)."""
+    objects = list(scene.objects)
+    for drift, second in scene.drifts:
+        objects[drift.target] = _drifted(objects[drift.target], drift, second, t)
+    layers = [*scene.distractors, *objects, *scene.occluders]
+    ids = [0] * len(scene.distractors) + list(scene.object_ids) + [0] * len(scene.occluders)
+    image, mask = render_frame(scene.background, layers, ids, t, scene.height, scene.width)
+    if scene.lighting:
+        gain, contrast = lighting_at(scene.lighting, t)
+        image = (image * np.float32(gain) - np.float32(127.5)) * np.float32(contrast)
+        image += np.float32(127.5)
+    return image, mask
+
+
+def _noisy_frames(
+    rng: np.random.Generator, scene: Scene, noise_std: float
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    for t in range(scene.num_frames):
+        image, mask = render_scene_frame(scene, t)
+        yield _add_noise(rng, image, noise_std), mask
+
+
+def iter_video(
+    rng: np.random.Generator,
+    num_frames: int,
+    height: int,
+    width: int,
+    num_objects: int,
+    *,
+    appear_at: Sequence[int] | None = None,
+    leave_return: Sequence[bool] | None = None,
+    object_ids: Sequence[int] | None = None,
+    styles: Sequence[ObjectStyle | None] | None = None,
+    noise_std: float = 3.0,
+    camera_motion: float = 1.0,
+    events: HardEvents | None = None,
+    motion_frames: int | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``render_video``, one ``(frame, mask)`` at a time.
+
+    The arguments are checked and the scene is sampled when this is called;
+    each frame is rendered (and its noise drawn from ``rng``) only when the
+    iterator reaches it, so memory does not grow with the video length. For
+    the same ``rng`` state and arguments it yields ``render_video``'s frames,
+    provided ``rng`` is not used elsewhere meanwhile.
+    """
+    scene = sample_scene(
+        rng,
+        num_frames,
+        height,
+        width,
+        num_objects,
+        appear_at=appear_at,
+        leave_return=leave_return,
+        object_ids=object_ids,
+        styles=styles,
+        camera_motion=camera_motion,
+        events=events,
+        motion_frames=motion_frames,
+    )
+    return _noisy_frames(rng, scene, noise_std)
+
+
+def render_video(
+    rng: np.random.Generator,
+    num_frames: int,
+    height: int,
+    width: int,
+    num_objects: int,
+    *,
+    appear_at: Sequence[int] | None = None,
+    leave_return: Sequence[bool] | None = None,
+    object_ids: Sequence[int] | None = None,
+    styles: Sequence[ObjectStyle | None] | None = None,
+    noise_std: float = 3.0,
+    camera_motion: float = 1.0,
+    events: HardEvents | None = None,
+    motion_frames: int | None = None,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Render a synthetic video and its masks.
+
+    Args:
+        rng: source of all randomness (the video is a function of its state).
+        num_frames, height, width: video size; height and width at least 16.
+        num_objects: number of objects (0 gives a background-only video).
+        appear_at: per object, the first frame where it exists; it is not
+            visible before. Objects are drawn in list order (later on top).
+        leave_return: per object, whether it leaves the frame mid-life and
+            comes back.
+        object_ids: per object, its mask value (1..255, unique); default
+            1..num_objects.
+        styles: per object, an optional fixed shape/texture/hue.
+        noise_std: standard deviation of the per-frame Gaussian pixel noise.
+        camera_motion: scale of the background pan (0: static camera).
+        events: optional hard events (occlusions, exits, appearance drift,
+            lighting changes, distractors); their targets index the objects.
+        motion_frames: time scale of object and camera motion in frames
+            (default ``num_frames``); e.g. 150 keeps a 700-frame video moving.
+
+    Returns:
+        ``(frames, masks)``: lists of H x W x 3 uint8 RGB images and H x W
+        uint8 masks holding the object ids (0 is background, distractors and
+        occluders). ``iter_video`` yields the same pairs lazily.
+    """
     frames, masks = [], []
-    for t in range(num_frames):
-        image, mask = render_frame(background, objects, ids, t, height, width)
-        frames.append(_add_noise(rng, image, noise_std))
+    for frame, mask in iter_video(
+        rng,
+        num_frames,
+        height,
+        width,
+        num_objects,
+        appear_at=appear_at,
+        leave_return=leave_return,
+        object_ids=object_ids,
+        styles=styles,
+        noise_std=noise_std,
+        camera_motion=camera_motion,
+        events=events,
+        motion_frames=motion_frames,
+    ):
+        frames.append(frame)
         masks.append(mask)
     return frames, masks
 
@@ -620,6 +1275,16 @@ def _write_palette_png(path: Path, mask: np.ndarray) -> None:
     image = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8))
     image.putpalette(davis_palette())
     image.save(path)
+
+
+def encode_jpeg(image: np.ndarray) -> bytes:
+    """JPEG bytes of an RGB uint8 image, as every layout here writes them."""
+    return _jpeg_bytes(image)
+
+
+def write_palette_png(path: str | Path, mask: np.ndarray) -> None:
+    """Save an id mask as a DAVIS-palette 'P' PNG, creating parent folders."""
+    _write_palette_png(Path(path), mask)
 
 
 def _write_binary_png(path: Path, mask: np.ndarray) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +15,16 @@ import pytest
 from PIL import Image
 
 from datasets import synthetic
+from datasets.synthetic import (
+    AppearanceDrift,
+    Distractor,
+    Exit,
+    HardEvents,
+    LightingChange,
+    ObjectStyle,
+    Occlusion,
+)
+from scripts import make_synthvos
 from util.palette import davis_palette
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -340,3 +352,329 @@ def test_cli_rejects_file_as_output(tmp_path):
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert "not a directory" in result.stderr
+
+
+# --- hard events and lazy rendering
+
+EH, EW = 48, 80
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def _digest(frames, masks) -> str:
+    digest = hashlib.sha256()
+    for frame, mask in zip(frames, masks, strict=True):
+        digest.update(frame.tobytes())
+        digest.update(mask.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def test_old_outputs_are_unchanged():
+    """Digests recorded with the generator as it was before hard events and
+    iter_video existed (numpy 2.4.6, OpenCV 5.0.0): default arguments must
+    draw exactly the same numbers."""
+    frames, masks = synthetic.render_video(
+        _rng(3), 6, H, W, 2, object_ids=[2, 7], leave_return=[True, False]
+    )
+    assert _digest(frames, masks) == "d612814d7366b2d5"
+    style = ObjectStyle("blob", "checker", 0.3)
+    frames, masks = synthetic.render_video(
+        _rng(4), 5, H, W, 2, appear_at=[0, 2], styles=[style, None], camera_motion=0.5
+    )
+    assert _digest(frames, masks) == "ba82c9fe4415c72a"
+    empty = synthetic.render_video(_rng(3), 6, H, W, 2, object_ids=[2, 7], leave_return=[True, False], events=HardEvents())
+    assert _digest(*empty) == "d612814d7366b2d5"
+
+
+ALL_EVENTS = HardEvents(
+    occlusions=(Occlusion(target=0, start=4, duration=3, approach=2),),
+    exits=(Exit(target=1, start=2, duration=4, ramp=2),),
+    drifts=(AppearanceDrift(target=0, start=0, end=10, hue_shift=0.3, texture_blend=0.5),),
+    lighting=(LightingChange(2, 6, brightness=0.6, contrast=0.8), LightingChange(6, 9, flicker=0.2)),
+    distractors=(Distractor(target=0),),
+)
+
+
+@pytest.mark.parametrize("events", [None, ALL_EVENTS], ids=["plain", "events"])
+def test_iter_video_equals_render_video(events):
+    frames, masks = synthetic.render_video(_rng(5), 10, EH, EW, 2, events=events, motion_frames=6)
+    lazy = synthetic.iter_video(_rng(5), 10, EH, EW, 2, events=events, motion_frames=6)
+    assert isinstance(lazy, Iterator)
+    pairs = list(lazy)
+    assert len(pairs) == 10
+    for (frame, mask), expected_frame, expected_mask in zip(pairs, frames, masks, strict=True):
+        assert np.array_equal(frame, expected_frame) and np.array_equal(mask, expected_mask)
+
+
+def test_iter_video_checks_arguments_when_called():
+    with pytest.raises(ValueError):
+        synthetic.iter_video(_rng(0), 0, H, W, 1)
+
+
+def test_occluder_fully_hides_a_target_inside_the_frame():
+    occlusion = Occlusion(target=0, start=6, duration=4, approach=3)
+    scene = synthetic.sample_scene(_rng(0), 14, EH, EW, 2, events=HardEvents(occlusions=(occlusion,)))
+    without_target = replace(scene, objects=scene.objects[1:], object_ids=scene.object_ids[1:])
+    assert len(scene.occluders) == 1
+    for t in range(14):
+        image, mask = synthetic.render_scene_frame(scene, t)
+        _, unoccluded = synthetic.render_frame(scene.background, scene.objects, scene.object_ids, t, EH, EW)
+        target = unoccluded == 1
+        assert target.sum() > 20  # the target is inside the frame all along
+        if 6 <= t < 10:
+            assert not (mask == 1).any()
+            assert set(np.unique(mask)) <= {0, 2}
+            # Not a word of it shows in the image either.
+            image_without, _ = synthetic.render_scene_frame(without_target, t)
+            assert np.array_equal(image[target], image_without[target])
+    for t in (0, 13):  # before and after, the occluder is out of the scene
+        assert (synthetic.render_scene_frame(scene, t)[1] == 1).any()
+
+
+def test_exit_keeps_an_object_out_for_tens_of_frames():
+    exit_ = Exit(target=0, start=5, duration=30, ramp=4)
+    _, masks = synthetic.render_video(_rng(1), 48, EH, EW, 1, events=HardEvents(exits=(exit_,)), noise_std=0)
+    areas = [int((m == 1).sum()) for m in masks]
+    empty = {t for t, area in enumerate(areas) if area == 0}
+    assert areas[0] > 0 and areas[-1] > 0  # in view, out, in view again
+    assert set(range(9, 39)) <= empty
+    assert max(empty) < 43
+
+
+def test_leave_return_is_long_in_long_videos():
+    _, masks = synthetic.render_video(_rng(6), 90, H, W, 1, leave_return=[True], noise_std=0)
+    empty = [t for t, m in enumerate(masks) if not m.any()]
+    assert len(empty) >= 30 and masks[0].any() and masks[-1].any()
+
+
+def _frame_means(events, flicker_free_rng: int = 2) -> np.ndarray:
+    frames, _ = synthetic.render_video(_rng(flicker_free_rng), 12, EH, EW, 1, events=events, noise_std=0)
+    return np.array([f.mean() for f in frames])
+
+
+def test_lighting_ramp_and_flicker_change_the_frame_mean():
+    plain = _frame_means(None)
+    dimmed = _frame_means(HardEvents(lighting=(LightingChange(4, 8, brightness=0.5),)))
+    assert np.allclose(dimmed[:5], plain[:5])
+    assert np.allclose(dimmed[8:] / plain[8:], 0.5, atol=0.02)
+    assert np.all(np.diff(dimmed[4:9]) < 0)
+    flickering = _frame_means(HardEvents(lighting=(LightingChange(0, 12, flicker=0.3),)))
+    assert np.std(flickering / plain) > 0.05
+
+
+def test_appearance_drift_changes_the_target_gradually():
+    drift = AppearanceDrift(target=0, start=2, end=10, hue_shift=0.5, texture_blend=0.5)
+    scene = synthetic.sample_scene(_rng(3), 12, EH, EW, 1, events=HardEvents(drifts=(drift,)))
+    still = replace(scene, drifts=())
+    changes = []
+    for t in (2, 6, 11):
+        image, mask = synthetic.render_scene_frame(scene, t)
+        reference, reference_mask = synthetic.render_scene_frame(still, t)
+        assert np.array_equal(mask, reference_mask)  # appearance only
+        inside = mask == 1
+        changes.append(float(np.abs(image[inside] - reference[inside]).mean()))
+    assert changes[0] == 0.0 and 10 < changes[1] < changes[2]
+
+
+def _spy_styles(monkeypatch) -> list:
+    styles = []
+    original = synthetic.sample_object
+
+    def spy(*args, **kwargs):
+        styles.append(kwargs.get("style"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic, "sample_object", spy)
+    return styles
+
+
+@pytest.mark.parametrize("given", [None, ObjectStyle("ellipse", "stripes", 0.6)])
+def test_distractor_has_the_target_style_but_mask_zero(monkeypatch, given):
+    styles = _spy_styles(monkeypatch)
+    scene = synthetic.sample_scene(
+        _rng(4), 6, EH, EW, 2, styles=[None, given], events=HardEvents(distractors=(Distractor(target=1),))
+    )
+    # Sampling order: ... object 0, object 1 (last try), then the distractor.
+    assert styles[-3] is None
+    assert styles[-1] == styles[-2] and None not in (styles[-1].shape, styles[-1].texture, styles[-1].hue)
+    if given is not None:
+        assert styles[-1] == given
+    distractor = scene.distractors[0]
+    image, mask = synthetic.render_scene_frame(scene, 0)
+    _, own = synthetic.render_frame(scene.background, [distractor], [9], 0, EH, EW)
+    _, targets = synthetic.render_frame(scene.background, scene.objects, scene.object_ids, 0, EH, EW)
+    visible = (own == 9) & (targets == 0)
+    assert visible.sum() > 20
+    assert not mask[visible].any()
+    background = scene.background.view(0, EH, EW)
+    assert np.abs(image[visible] - background[visible]).mean() > 10
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        HardEvents(occlusions=(Occlusion(target=2, start=1, duration=2),)),
+        HardEvents(occlusions=(Occlusion(target=0, start=9, duration=2),)),
+        HardEvents(exits=(Exit(target=0, start=1, duration=2, ramp=1), Exit(target=0, start=5, duration=1, ramp=1))),
+        HardEvents(drifts=(AppearanceDrift(target=0, start=4, end=4),)),
+        HardEvents(lighting=(LightingChange(0, 5, brightness=0.0),)),
+        HardEvents(distractors=(Distractor(target=0, appear_at=10),)),
+    ],
+)
+def test_bad_events_are_rejected(events):
+    with pytest.raises(ValueError):
+        synthetic.render_video(_rng(0), 10, H, W, 2, events=events)
+
+
+def test_exit_and_leave_return_are_exclusive():
+    with pytest.raises(ValueError):
+        synthetic.render_video(
+            _rng(0), 10, H, W, 1, leave_return=[True], events=HardEvents(exits=(Exit(0, 1, 2, 1),))
+        )
+
+
+def test_synthvos_seeds_are_reserved():
+    assert dict(synthetic.SYNTHVOS_SEEDS) == {"val": 2022, "long": 2023, "yv": 2024}
+    for seed in synthetic.SYNTHVOS_SEEDS.values():
+        with pytest.raises(ValueError, match="reserved"):
+            synthetic.assert_not_synthvos_seed(seed)
+    synthetic.assert_not_synthvos_seed(0)
+
+
+# --- SynthVOS benchmark (scripts/make_synthvos.py)
+
+
+def test_synthvos_plans_follow_the_definition():
+    """The full-size plans (no rendering): sizes, objects and events per set."""
+    seeds = synthetic.SYNTHVOS_SEEDS
+    val = [make_synthvos.plan_video("val", i, seeds["val"])[0] for i in range(20)]
+    assert all(40 <= p.num_frames <= 80 and 1 <= len(p.object_ids) <= 3 for p in val)
+    assert 0 < sum(bool(p.events) for p in val) < 20
+    long = [make_synthvos.plan_video("long", i, seeds["long"])[0] for i in range(6)]
+    for plan in long:
+        events = plan.events
+        assert 600 <= plan.num_frames <= 800
+        assert len(events.occlusions) == 2 and len(events.exits) == 1
+        assert events.exits[0].duration >= 30  # tens of frames out of view
+        assert events.drifts and events.distractors
+        assert any(c.flicker for c in events.lighting) and any(c.brightness < 1 for c in events.lighting)
+    yv = [make_synthvos.plan_video("yv", i, seeds["yv"])[0] for i in range(10)]
+    assert all(40 <= p.num_frames <= 60 and p.num_frames % 5 == 0 for p in yv)
+    assert any(p.object_ids != tuple(range(1, len(p.object_ids) + 1)) for p in yv)
+    assert any(max(p.appear_at) > 0 for p in yv)
+
+
+def _synthvos(out: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "scripts/make_synthvos.py", "--out", str(out), *args],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+TINY = ("--scale", "0.15", "--frames", "15", "--videos", "2")
+
+
+@pytest.fixture(scope="module")
+def synthvos(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synthvos") / "out"
+    result = _synthvos(out, *TINY, "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    return out, result.stdout
+
+
+def test_synthvos_is_deterministic_and_independent_of_workers(synthvos, tmp_path):
+    out, stdout = synthvos
+    lines = stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines[:3]] == ["val", "long", "yv"]
+    again = _synthvos(tmp_path / "again", *TINY, "--workers", "1")
+    assert again.returncode == 0, again.stderr
+    assert _files(out) == _files(tmp_path / "again")
+
+
+def test_synthvos_davis_sets(synthvos):
+    out, _ = synthvos
+    for set_name in ("val", "long"):
+        base = out / set_name / "2017" / "trainval"
+        names = (base / "ImageSets" / "2017" / "val.txt").read_text().split()
+        assert names == [f"synthvos-{set_name}-000", f"synthvos-{set_name}-001"]
+        for name in names:
+            jpgs = _names(base / "JPEGImages" / "480p" / name)
+            assert jpgs == [f"{t:05d}.jpg" for t in range(15)]
+            pngs = _names(base / "Annotations" / "480p" / name)
+            assert [p.replace(".png", ".jpg") for p in pngs] == jpgs
+            assert Image.open(base / "JPEGImages" / "480p" / name / jpgs[0]).size == (65, 36)
+            assert _mask(base / "Annotations" / "480p" / name / "00000.png").max() >= 1
+
+
+def test_synthvos_manifest_matches_the_ground_truth(synthvos):
+    out, _ = synthvos
+    manifest = json.loads((out / "long" / "synthvos.json").read_text())
+    assert manifest["seed"] == 2023
+    checked = 0
+    for video in manifest["videos"]:
+        annotations = out / "long" / "2017" / "trainval" / "Annotations" / "480p" / video["name"]
+        ids = [o["id"] for o in video["objects"]]
+        for occlusion in video["events"]["occlusions"]:
+            for t in range(occlusion["start"], occlusion["start"] + occlusion["duration"]):
+                assert ids[occlusion["target"]] not in _mask(annotations / f"{t:05d}.png")
+                checked += 1
+        for obj in video["objects"]:
+            for first, last in obj["empty_mask_frames"]:
+                assert obj["id"] not in _mask(annotations / f"{first:05d}.png")
+                assert obj["id"] not in _mask(annotations / f"{last:05d}.png")
+    assert checked > 0
+
+
+def test_synthvos_youtube_set(synthvos):
+    out, _ = synthvos
+    root = out / "yv"
+    meta = json.loads((root / "valid" / "meta.json").read_text())
+    assert sorted(meta["videos"]) == ["synthvos-yv-000", "synthvos-yv-001"]
+    id_sets, late = [], False
+    for vid, info in meta["videos"].items():
+        sparse = _names(root / "valid" / "JPEGImages" / vid)
+        assert sparse == ["00000.jpg", "00005.jpg", "00010.jpg"]
+        assert _names(root / "all_frames" / "valid_all_frames" / "JPEGImages" / vid) == [f"{t:05d}.jpg" for t in range(15)]
+        gt = [_mask(root / "valid_gt" / "Annotations" / vid / f"{t:05d}.png") for t in range(15)]
+        first = {}
+        for object_id, entry in info["objects"].items():
+            first.setdefault(entry["frames"][0], set()).add(int(object_id))
+            assert all(int(object_id) in gt[int(f)] for f in entry["frames"])
+        assert _names(root / "valid" / "Annotations" / vid) == sorted(f"{f}.png" for f in first)
+        for frame, new_ids in first.items():
+            annotation = _mask(root / "valid" / "Annotations" / vid / f"{frame}.png")
+            assert set(np.unique(annotation)) - {0} == new_ids
+            assert np.array_equal(annotation > 0, np.isin(gt[int(frame)], list(new_ids)))
+            late |= frame != "00000"
+        id_sets.append(sorted(int(i) for i in info["objects"]))
+    assert late
+    assert any(ids != list(range(1, len(ids) + 1)) for ids in id_sets)
+
+
+@pytest.mark.parametrize(
+    "bad", [["--sets", "val,foo"], ["--workers", "0"], ["--scale", "0"], ["--frames", "3"], ["--sets", ""]]
+)
+def test_synthvos_rejects_bad_arguments(tmp_path, bad):
+    result = _synthvos(tmp_path / "out", *bad)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_synthvos_refuses_to_mix_with_existing_files(tmp_path):
+    out = tmp_path / "out"
+    (out / "val").mkdir(parents=True)
+    (out / "val" / "mine.txt").write_text("x")
+    args = ("--sets", "val", "--scale", "0.1", "--frames", "15", "--videos", "1", "--workers", "1")
+    result = _synthvos(out, *args, "--overwrite")
+    assert result.returncode == 2 and "did not write" in result.stderr
+    (out / "val" / "mine.txt").unlink()
+    assert _synthvos(out, *args).returncode == 0
+    assert _synthvos(out, *args).returncode == 2
+    assert _synthvos(out, *args, "--overwrite").returncode == 0
