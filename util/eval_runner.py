@@ -113,8 +113,26 @@ def probabilities_to_labels(prob: torch.Tensor, size: tuple[int, int], labels: t
     return labels[prob.argmax(dim=0)]
 
 
+@dataclass
+class RunStats:
+    videos: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    peak_memory_frames: int = 0  # most frames read from memory for one query (temporary frame included)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
 def propagate(
-    network: QDMN, memory: MemoryConfig, video: VideoSource, device: torch.device, prefetch_depth: int = 4, amp: bool = False
+    network: QDMN,
+    memory: MemoryConfig,
+    video: VideoSource,
+    device: torch.device,
+    prefetch_depth: int = 4,
+    amp: bool = False,
+    stats: Optional[RunStats] = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Run the engine over one video; yields (frame index, uint8 label map) from the first written frame on.
 
@@ -130,6 +148,8 @@ def propagate(
         else:
             prob = core.step(item.image, item.annotation.masks, item.annotation.object_ids, frame=item.index)
             labels = torch.tensor([0, *core.object_ids], dtype=torch.uint8, device=device)
+        if stats is not None:
+            stats.peak_memory_frames = max(stats.peak_memory_frames, len(core.store) + (core.temporary is not None))
         if item.index >= video.first_written:
             yield item.index, probabilities_to_labels(prob, video.output_size or item.size, labels).cpu().numpy()
 
@@ -140,17 +160,6 @@ def write_palette(path: Path, ids: np.ndarray, video: VideoSource) -> None:
 
 def write_binary(path: Path, ids: np.ndarray, video: VideoSource) -> None:
     save_gray_png(path, (ids > 0).astype(np.uint8) * 255)
-
-
-@dataclass
-class RunStats:
-    videos: int = 0
-    frames: int = 0
-    seconds: float = 0.0
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
 def run_evaluation(
@@ -185,7 +194,7 @@ def run_evaluation(
             partial = output / f".{video.name}.partial"
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir(parents=True)
-            for t, ids in propagate(network, memory, video, device, amp=amp):
+            for t, ids in propagate(network, memory, video, device, amp=amp, stats=stats):
                 io.submit(functools.partial(writer, partial / video.output_name(t), ids, video))
                 stats.frames += 1
                 bar.update(min(total, done + t + 1), video=video.name)
@@ -229,4 +238,5 @@ def print_summary(stats: RunStats, output: Path) -> None:
     print(f"Total processing time: {stats.seconds:.2f} s")
     print(f"Total processed frames: {stats.frames} ({stats.videos} videos)")
     print(f"FPS: {stats.fps:.3f}")
+    print(f"Peak memory frames: {stats.peak_memory_frames}")
     print(f"Masks written to {output}")
