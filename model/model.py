@@ -1,0 +1,338 @@
+"""Training wrapper: the three-frame clip forward, loss, optimiser, logging and checkpoints.
+
+:class:`ClipForward` is the whole forward pass of one training iteration as a single
+module, so that DistributedDataParallel sees exactly one forward per backward.
+:class:`QDMNTrainer` owns the optimiser, the LR schedule, the logging window and the
+checkpoint files. The network always runs in eval mode: batch-norm statistics stay
+frozen in every stage (their affine parameters still learn), as in the official code.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+from model.aggregate import aggregate_logits
+from model.config import ModelConfig
+from model.losses import START_WARM, LossComputer, iou_hooks
+from model.network import QDMN, QueryFeatures
+from util.checkpoint import TRAINING_KEYS, WEIGHTS_FORMAT, atomic_save, check_state_dict, describe, extract_weights, weights_payload
+from util.errors import UserError
+from util.image_saver import pool_pairs
+from util.log_integrator import Integrator
+from util.logger import TensorboardLogger
+
+TRAINING_FORMAT = "qdmn-training"
+WEIGHT_DECAY = 1e-7
+REPORT_INTERVAL = 100
+IMAGE_INTERVAL = 800
+
+
+# --------------------------------------------------------------------------- forward
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(2)
+
+
+def _repeat_query(q: QueryFeatures, n: int) -> QueryFeatures:
+    """The query features of B clips repeated for n objects (object-major: n*B)."""
+    if n == 1:
+        return q
+    return QueryFeatures(*(torch.cat([t] * n, 0) for t in (q.f16, q.f8, q.f4, q.key, q.value)))
+
+
+def _objects_to_channels(x: torch.Tensor, n: int) -> torch.Tensor:
+    """(n*B, 1, H, W) object-major -> (B, n, H, W)."""
+    return x.view(n, -1, *x.shape[-2:]).transpose(0, 1)
+
+
+def _channels_to_objects(x: torch.Tensor) -> torch.Tensor:
+    """(B, n, H, W) -> (n*B, 1, H, W) object-major."""
+    return x.transpose(0, 1).reshape(-1, 1, *x.shape[-2:])
+
+
+def _others(masks: torch.Tensor) -> torch.Tensor:
+    """For two objects in channels (B, 2, H, W): each object's "other" mask, object-major."""
+    return _channels_to_objects(masks.flip(1))
+
+
+class ClipForward(nn.Module):
+    """Segment frames 1 and 2 of a clip from the ground truth of frame 0 (SPEC §3).
+
+    Frame 0 is memorised with its ground truth; frame 1 is segmented (prior: GT of
+    frame 0), memorised with its predicted probabilities and scored by the QAM; frame 2
+    is segmented from the memory of frames 0 and 1 (prior: the detached prediction of
+    frame 1) and scored. With two objects, each object has its own memory, encoded with
+    the other object as the "other" mask; objects ride in the batch dimension.
+
+    Returns, for t = 1, 2: ``logits_t`` (B, 1+K, H, W) aggregated logits, ``mask_t``
+    (B, K, H, W) object probabilities after soft aggregation, ``score_t`` (B, K).
+    """
+
+    def __init__(self, net: QDMN):
+        super().__init__()
+        self.net = net
+
+    def forward(self, rgb: torch.Tensor, gt: torch.Tensor, sec_gt: Optional[torch.Tensor] = None, selector: Optional[torch.Tensor] = None):
+        if self.net.config.single_object:
+            masks0, selector = gt[:, 0], None
+        else:
+            masks0 = torch.cat([gt[:, 0], sec_gt[:, 0]], 1)  # (B, 2, H, W)
+        n = masks0.shape[1]
+        key0, value0, _ = self._memorize(rgb[:, 0], masks0)
+        keys, values = [key0], [value0]
+        out: dict[str, torch.Tensor] = {}
+        prior = masks0
+        for t in (1, 2):
+            q = _repeat_query(self.net.query(rgb[:, t], prior.detach().max(1, keepdim=True)[0]), n)
+            readout = self.net.read(torch.cat(keys, 2), torch.cat(values, 2), q)
+            obj_logits = _objects_to_channels(self.net.decode(readout, q), n)
+            prob = torch.sigmoid(obj_logits)
+            if selector is not None:
+                prob = prob * selector[:, :, None, None]
+            logits = aggregate_logits(prob, dim=1)
+            prob = F.softmax(logits, dim=1)[:, 1:]
+            key, value, score = self._memorize(rgb[:, t], prob)
+            out[f"logits_{t}"], out[f"mask_{t}"], out[f"score_{t}"] = logits, prob, score
+            if t == 1:
+                keys.append(key)
+                values.append(value)
+            prior = prob
+        return out
+
+    def _memorize(self, image: torch.Tensor, masks: torch.Tensor):
+        """Masks (B, n, H, W) -> keys (n*B, CK, hw), values (n*B, CV, hw), scores (B, n)."""
+        n = masks.shape[1]
+        if n == 1:
+            key, value, score = self.net.encode_memory(image, masks)
+        else:
+            images = torch.cat([image] * n, 0)
+            key, value, score = self.net.encode_memory(images, _channels_to_objects(masks), _others(masks))
+        return _flat(key), _flat(value), score.view(n, -1).transpose(0, 1)
+
+
+# --------------------------------------------------------------------------- weights
+def expand_single_object(state: dict[str, torch.Tensor], net: QDMN) -> dict[str, torch.Tensor]:
+    """Give a stage-0 (4-channel) mask encoder the 5th input channel of the two-object model.
+
+    The new channel (the "other objects" mask) is initialised orthogonally, as in the
+    official ``load_network``.
+    """
+    name = "mask_rgb_encoder.conv1.weight"
+    src, own = state.get(name), net.state_dict()[name]
+    if src is None or src.shape[1] != 4 or own.shape[1] != 5:
+        return state
+    pad = torch.zeros(src.shape[0], 1, *src.shape[2:], dtype=src.dtype)
+    nn.init.orthogonal_(pad)
+    return {**state, name: torch.cat([src, pad], 1)}
+
+
+def read_network_file(obj: Any, path: str | Path) -> tuple[dict[str, torch.Tensor], ModelConfig]:
+    """Weights and configuration of a ``--load_network`` file (weights file or bare state dict)."""
+    return extract_weights(obj, path)
+
+
+def read_training_checkpoint(obj: Any, path: str | Path) -> dict[str, Any]:
+    """Validate a ``--load_model`` file: a training checkpoint, not a weights file."""
+    if not isinstance(obj, dict) or not TRAINING_KEYS <= set(obj):
+        hint = (
+            " (start from it with --load_network)"
+            if isinstance(obj, dict) and (obj.get("format") == WEIGHTS_FORMAT or "network" not in obj)
+            else ""
+        )
+        raise UserError(f"{path}: this is {describe(obj)}; --load_model needs a training checkpoint (<id>_checkpoint.pth){hint}")
+    return obj
+
+
+def checkpoint_config(checkpoint: dict[str, Any], path: str | Path) -> ModelConfig:
+    """The model configuration of a training checkpoint (inferred for the official ones, ReLU QAM)."""
+    if "config" in checkpoint:
+        return ModelConfig.from_dict(checkpoint["config"])
+    _, config = extract_weights(checkpoint["network"], path)
+    return config
+
+
+# --------------------------------------------------------------------------- RNG state
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """torch, CUDA, numpy and Python generator states, as tensors and plain values (weights_only-safe)."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "gauss": [int(np_state[3]), float(np_state[4])],
+        },
+        "python": {"version": py_state[0], "state": torch.tensor(py_state[1], dtype=torch.int64), "gauss": py_state[2]},
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    np_state = state["numpy"]
+    np.random.set_state(("MT19937", np_state["keys"].numpy().astype(np.uint32), np_state["pos"], *np_state["gauss"]))
+    py_state = state["python"]
+    random.setstate((py_state["version"], tuple(py_state["state"].tolist()), py_state["gauss"]))
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+# --------------------------------------------------------------------------- trainer
+class QDMNTrainer:
+    """Optimiser, schedule, loss, logging and checkpoints around a :class:`QDMN` network.
+
+    ``net`` must already hold its initial weights and live on ``device``. With
+    ``world_size > 1`` the clip forward is wrapped in DistributedDataParallel (every
+    parameter is used in every iteration, so ``find_unused_parameters`` stays off).
+    """
+
+    def __init__(
+        self,
+        net: QDMN,
+        lr: float,
+        steps: list[int],
+        gamma: float,
+        device: torch.device,
+        world_size: int = 1,
+        logger: Optional[TensorboardLogger] = None,
+        save_path: Optional[str | Path] = None,
+        debug: bool = False,
+        start_warm: int = START_WARM,
+    ):
+        self.net = net
+        self.config = net.config
+        self.device = device
+        self.world_size = world_size
+        self.logger = logger
+        self.save_path = Path(save_path) if save_path is not None else None
+        self.module = ClipForward(net)
+        self.model: nn.Module = self.module
+        if world_size > 1:
+            device_ids = [device.index] if device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.module, device_ids=device_ids, find_unused_parameters=False, **_no_buffer_sync())
+        self.optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=WEIGHT_DECAY)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, steps, gamma)
+        self.loss_computer = LossComputer(start_warm=start_warm)
+        self.integrator = Integrator(logger, distributed=world_size > 1, hooks=(iou_hooks,))
+        self.report_interval = 1 if debug else REPORT_INTERVAL
+        self.image_interval = 1 if debug else IMAGE_INTERVAL
+        self.last_time = time.time()
+        self.train()
+
+    def train(self) -> QDMNTrainer:
+        """Training mode with frozen batch norm: the network itself stays in eval mode."""
+        self.model.eval()
+        return self
+
+    # ------------------------------------------------------------------ one iteration
+    def to_device(self, data: dict[str, Any]) -> dict[str, Any]:
+        non_blocking = self.device.type == "cuda"
+        return {k: v.to(self.device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v for k, v in data.items()}
+
+    def do_pass(self, data: dict[str, Any], it: int) -> dict[str, torch.Tensor]:
+        """One optimisation step on a batch; ``it`` = steps done before it (0-based)."""
+        data = self.to_device(data)
+        out = self.model(data["rgb"], data["gt"], data.get("sec_gt"), data.get("selector"))
+        losses = self.loss_computer.compute(data, out, it)
+        self.integrator.add_dict(losses)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["total_loss"].backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self._log(data, out, it + 1)
+        return losses
+
+    def _log(self, data: dict[str, Any], out: dict[str, torch.Tensor], done: int) -> None:
+        if done % self.image_interval == 0 and self.logger is not None and self.logger.writer is not None:
+            self.logger.log_image("train/pairs", pool_pairs(data, out, self.config.single_object), done)
+        if done % self.report_interval == 0:
+            self.integrator.finalize("train", done)  # collective
+            if self.logger is not None:
+                self.logger.log_scalar("train/lr", self.scheduler.get_last_lr()[0], done)
+                self.logger.log_metrics("train", "time", (time.time() - self.last_time) / self.report_interval, done)
+            self.last_time = time.time()
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self, it: int, data_state: dict[str, Any], rng: list[dict[str, Any]], hyperparameters: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "format": TRAINING_FORMAT,
+            "it": it,
+            "network": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "config": self.config.to_dict(),
+            "data_state": data_state,
+            "rng": rng,
+            "hyperparameters": hyperparameters,
+        }
+
+    def save(self, it: int, checkpoint: dict[str, Any]) -> Optional[tuple[Path, Path]]:
+        """Write ``<save_path>_<it>.pth`` (weights + config) and ``<save_path>_checkpoint.pth``."""
+        if self.save_path is None:
+            print("Saving has been disabled.", flush=True)
+            return None
+        weights = Path(f"{self.save_path}_{it}.pth")
+        atomic_save(weights_payload(self.net, self.config), weights)
+        print(f"Model saved to {weights}.", flush=True)
+        path = Path(f"{self.save_path}_checkpoint.pth")
+        atomic_save(checkpoint, path)
+        print(f"Checkpoint saved to {path}.", flush=True)
+        return weights, path
+
+    def load_training_state(self, checkpoint: dict[str, Any], path: str | Path) -> None:
+        """Optimiser and scheduler of a training checkpoint (the network is loaded before)."""
+        optimizer = checkpoint["optimizer"]
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        for index, entry in optimizer.get("state", {}).items():
+            exp_avg = entry.get("exp_avg")
+            if index >= len(params) or (exp_avg is not None and exp_avg.shape != params[index].shape):
+                raise UserError(f"{path}: optimiser state does not fit this network (parameter {index}); it was saved by different code")
+        self.optimizer.load_state_dict(optimizer)
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+
+
+def _no_buffer_sync() -> dict[str, bool]:
+    """Batch-norm buffers are frozen, so DDP need not broadcast them every forward.
+
+    They are still made identical once when DDP starts. Newer PyTorch spells this
+    ``forward_sync_buffers=False`` (``broadcast_buffers`` is deprecated there).
+    """
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters:
+        return {"forward_sync_buffers": False}
+    return {"broadcast_buffers": False}
+
+
+def gather_rng_states(device: torch.device, world_size: int) -> list[dict[str, Any]]:
+    """Every rank's generator states, indexed by rank (collective when distributed)."""
+    mine = rng_state(device)
+    if world_size == 1:
+        return [mine]
+    states: list[Any] = [None] * world_size
+    dist.all_gather_object(states, {k: _to_cpu(v) for k, v in mine.items()})
+    return states
+
+
+def _to_cpu(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.cpu()
+    if isinstance(x, dict):
+        return {k: _to_cpu(v) for k, v in x.items()}
+    return x
+
+
+def load_network_into(net: QDMN, state: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Strictly load weights (a stage-0 mask encoder is widened for two objects)."""
+    check_state_dict(net, expand_single_object(state, net), path)

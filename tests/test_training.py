@@ -1,0 +1,304 @@
+"""train.py end to end on tiny generated data (CPU, lite model, 64 px crops, batch 2)."""
+
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import train
+from datasets.synthetic import write_davis2017, write_static, write_youtube
+from model.aggregate import aggregate_logits
+from model.config import LITE
+from model.model import ClipForward, expand_single_object
+from model.network import QDMN
+from util.checkpoint import atomic_save, safe_load
+from util.hyper_para import DEFAULT_SEED
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAIN = str(ROOT / "train.py")
+COMMON = ["--model_config", "lite", "--size", "64", "-b", "2", "--num_workers", "0", "--debug"]
+TIMEOUT = 300
+
+
+def _env(tmp: Path, threads: int = 1) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        OMP_NUM_THREADS=str(threads),
+        TORCH_HOME=str(tmp / "torch_home"),  # no ImageNet weights: reproducible random initialisation
+        PYTHONPATH=str(ROOT),
+        PYTHONWARNINGS="ignore",
+    )
+    return env
+
+
+def run_train(cwd: Path, *args: str, launcher: tuple[str, ...] = (sys.executable,), threads: int = 1) -> subprocess.CompletedProcess:
+    cwd.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([*launcher, TRAIN, *args], cwd=cwd, env=_env(cwd, threads), capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, f"rc {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def saved(cwd: Path, pattern: str) -> Path:
+    files = sorted(cwd.glob(f"saves/*/{pattern}"))
+    assert files, f"no saves/*/{pattern} in {cwd}"
+    return files[-1]
+
+
+def logged_losses(output: str) -> list[float]:
+    return [float(v) for v in re.findall(r"\[total_loss\s*\]: (\S+)", output)]
+
+
+def initial_network(single_object: bool) -> dict[str, torch.Tensor]:
+    """The random initialisation train.py makes without ImageNet weights (same seed, same order)."""
+    train.seed_everything(DEFAULT_SEED)
+    return QDMN(LITE.with_(single_object=single_object), top_k=None).state_dict()
+
+
+def assert_trained(weights_file: Path, single_object: bool, output: str) -> dict:
+    payload = safe_load(weights_file)
+    assert payload["format"] == "qdmn-weights" and payload["config"]["qam_activation"] == "sigmoid"
+    assert payload["config"]["single_object"] == single_object
+    losses = logged_losses(output)
+    assert losses and all(math.isfinite(v) for v in losses)
+    initial = initial_network(single_object)
+    changed = [k for k, v in payload["network"].items() if v.is_floating_point() and not torch.equal(v, initial[k])]
+    assert any(k.startswith("mask_rgb_encoder.") for k in changed) and any(k.startswith("score.") for k in changed)
+    assert all(torch.isfinite(v).all() for v in payload["network"].values() if v.is_floating_point())
+    return payload
+
+
+def write_blender(root: Path, num_videos: int) -> Path:
+    """BL30K layout (JPEGImages/<video>/, Annotations/<video>/) from DAVIS-style generated videos."""
+    src = root / "src"
+    write_davis2017(src, seed=1, num_videos=num_videos, num_frames=8, height=72, width=96, max_objects=3)
+    for kind in ("JPEGImages", "Annotations"):
+        shutil.copytree(src / "2017" / "trainval" / kind / "480p", root / "BL30K" / kind)
+    return root / "BL30K"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("data")
+    write_static(root / "static", seed=0, num_images=2, height=64, width=80, num_classes=2)
+    write_davis2017(root / "DAVIS", seed=0, num_videos=3, num_frames=8, height=64, width=80, max_objects=3)
+    write_youtube(root / "YouTube", seed=0, split="train", num_videos=2, num_frames=5, height=64, width=80)
+    return {"static": root / "static", "bl": write_blender(root, 5), "davis": root / "DAVIS", "yv": root / "YouTube"}
+
+
+@pytest.fixture(scope="module")
+def stage0(data, tmp_path_factory) -> Path:
+    cwd = tmp_path_factory.mktemp("stage0")
+    proc = run_train(cwd, "--stage", "0", "--static_root", str(data["static"]), "-i", "3", "--id", "s0", *COMMON)
+    assert_trained(saved(cwd, "*_3.pth"), True, proc.stdout)
+    return saved(cwd, "*_3.pth")
+
+
+def test_stage0_static_images(stage0):
+    checkpoint = safe_load(stage0.with_name(stage0.name.replace("_3.pth", "_checkpoint.pth")))
+    assert checkpoint["it"] == 3 and checkpoint["config"]["single_object"]
+    assert {"optimizer", "scheduler", "data_state", "rng", "network"} <= set(checkpoint)
+    assert (stage0.parents[2] / "log" / stage0.parent.name).is_dir()  # TensorBoard events
+
+
+def test_stage1_blender(data, tmp_path):
+    proc = run_train(tmp_path, "--stage", "1", "--bl_root", str(data["bl"]), "-i", "3", "--id", "s1", *COMMON)
+    assert_trained(saved(tmp_path, "*_3.pth"), False, proc.stdout)
+    assert "max_jump" in proc.stdout
+
+
+def test_stage2_from_stage0_network(data, stage0, tmp_path):
+    args = ["--stage", "2", "--davis_root", str(data["davis"]), "--yv_root", str(data["yv"]), "--no_subset", "-i", "3", "--id", "s2"]
+    proc = run_train(tmp_path, *args, "--load_network", str(stage0), *COMMON)
+    payload = safe_load(saved(tmp_path, "*_3.pth"))
+    assert payload["network"]["mask_rgb_encoder.conv1.weight"].shape[1] == 5
+    assert "Network weights loaded" in proc.stdout and "DAVIS dataset size: 3" in proc.stdout
+    assert all(math.isfinite(v) for v in logged_losses(proc.stdout))
+
+
+def test_single_object_network_widened_for_two_objects():
+    torch.manual_seed(0)
+    so = QDMN(LITE.with_(single_object=True), top_k=None).state_dict()
+    mo = QDMN(LITE, top_k=None)
+    state = expand_single_object(so, mo)
+    w = state["mask_rgb_encoder.conv1.weight"]
+    assert w.shape == (64, 5, 7, 7) and torch.equal(w[:, :4], so["mask_rgb_encoder.conv1.weight"])
+    extra = w[:, 4].reshape(64, 49)
+    assert torch.allclose(extra.T @ extra, torch.eye(49), atol=1e-5)  # orthogonal columns
+    train.load_network_into(mo, so, "so.pth")
+
+
+def _reference_clip(net: QDMN, rgb, gt, sec, selector):
+    """The official two-object training forward, one object at a time (model/model.py of QDMN)."""
+
+    def memorize(image, mask, other):
+        key, value, score = net.encode_memory(image, mask, other)
+        return key.flatten(2), value.flatten(2), score
+
+    def segment(image, keys, values, mask1, mask2):
+        q = net.query(image, torch.max(mask1, mask2))
+        logits = torch.cat([net.decode(net.read(k, v, q), q) for k, v in zip(keys, values)], 1)
+        logits = aggregate_logits(torch.sigmoid(logits) * selector[:, :, None, None], dim=1)
+        return logits, torch.softmax(logits, 1)[:, 1:]
+
+    k1, v1, _ = memorize(rgb[:, 0], gt[:, 0], sec[:, 0])
+    k2, v2, _ = memorize(rgb[:, 0], sec[:, 0], gt[:, 0])
+    logits1, prev = segment(rgb[:, 1], (k1, k2), (v1, v2), gt[:, 0], sec[:, 0])
+    pk1, pv1, s11 = memorize(rgb[:, 1], prev[:, 0:1], prev[:, 1:2])
+    pk2, pv2, s12 = memorize(rgb[:, 1], prev[:, 1:2], prev[:, 0:1])
+    keys, values = (torch.cat([k1, pk1], 2), torch.cat([k2, pk2], 2)), (torch.cat([v1, pv1], 2), torch.cat([v2, pv2], 2))
+    logits2, this = segment(rgb[:, 2], keys, values, prev[:, 0:1], prev[:, 1:2])
+    _, _, s21 = memorize(rgb[:, 2], this[:, 0:1], this[:, 1:2])
+    _, _, s22 = memorize(rgb[:, 2], this[:, 1:2], this[:, 0:1])
+    return {
+        "logits_1": logits1,
+        "logits_2": logits2,
+        "mask_1": prev,
+        "mask_2": this,
+        "score_1": torch.stack([s11, s12], 1),
+        "score_2": torch.stack([s21, s22], 1),
+    }
+
+
+def test_clip_forward_matches_the_official_per_object_forward():
+    torch.manual_seed(0)
+    net = QDMN(LITE, top_k=None).eval()
+    rgb = torch.randn(2, 3, 3, 64, 64)
+    gt, sec = (torch.rand(2, 3, 1, 64, 64) > 0.7).float(), (torch.rand(2, 3, 1, 64, 64) > 0.7).float()
+    selector = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    with torch.no_grad():
+        ours = ClipForward(net)(rgb, gt, sec, selector)
+        reference = _reference_clip(net, rgb, gt, sec, selector)
+    for key, value in reference.items():
+        assert torch.allclose(ours[key], value, atol=1e-5, rtol=1e-4), key
+
+
+def _digests(output: str) -> dict[str, str]:
+    return dict(re.findall(r"rank (\d): weights sha256 (\w+)", output))
+
+
+@pytest.mark.parametrize(
+    "launcher",
+    [("torchrun", "--nproc_per_node=2"), (sys.executable, "-m", "torch.distributed.launch", "--nproc_per_node=2")],
+    ids=["torchrun", "distributed.launch"],
+)
+def test_two_processes_gloo(data, tmp_path, launcher):
+    if launcher[0] == "torchrun":
+        launcher = (shutil.which("torchrun") or pytest.skip("torchrun not on PATH"), *launcher[1:])
+    args = ["--stage", "1", "--bl_root", str(data["bl"]), "-i", "2", "--id", "ddp", "--device", "cpu", *COMMON]
+    proc = run_train(tmp_path, *args, launcher=(*launcher, "--master_port", str(29500 + os.getpid() % 500)), threads=1)
+    output = proc.stdout + proc.stderr
+    digests = _digests(output)
+    assert set(digests) == {"0", "1"} and digests["0"] == digests["1"], output[-2000:]
+    assert "world of size 2" in output
+    assert safe_load(saved(tmp_path, "*_checkpoint.pth"))["data_state"]["world_size"] == 2
+
+
+def test_exact_resume(data, tmp_path):
+    # 5 videos, batch 2: 2 iterations per epoch; stopping after 3 resumes mid-epoch, after
+    # an epoch change (and a max_jump change of the curriculum).
+    args = ["--stage", "1", "--bl_root", str(data["bl"]), "-i", "4", *COMMON]
+    run_train(tmp_path / "full", *args, "--id", "full")
+    run_train(tmp_path / "half", *args, "--id", "half", "--stop_at", "3")
+    checkpoint = saved(tmp_path / "half", "*_checkpoint.pth")
+    assert safe_load(checkpoint)["it"] == 3
+    proc = run_train(tmp_path / "rest", *args, "--id", "rest", "--load_model", str(checkpoint))
+    assert "Resuming" in proc.stdout and "not continue exactly" not in proc.stdout
+    full = safe_load(saved(tmp_path / "full", "*_4.pth"))["network"]
+    rest = safe_load(saved(tmp_path / "rest", "*_4.pth"))["network"]
+    half = safe_load(saved(tmp_path / "half", "*_3.pth"))["network"]
+    assert all(torch.equal(full[k], rest[k]) for k in full)
+    assert not all(torch.equal(full[k], half[k]) for k in full)
+
+
+def test_sigterm_saves_and_exits_zero(data, tmp_path):
+    args = ["--stage", "1", "--bl_root", str(data["bl"]), "-i", "100000", "--id", "sig", *COMMON]
+    log = tmp_path / "out.txt"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, TRAIN, *args], cwd=tmp_path, env=_env(tmp_path), stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + TIMEOUT
+            while "It      1 " not in log.read_text() and proc.poll() is None and time.time() < deadline:
+                time.sleep(0.2)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=TIMEOUT) == 0, log.read_text()[-2000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    checkpoint = safe_load(saved(tmp_path, "*_checkpoint.pth"))
+    assert checkpoint["it"] >= 1 and "SIGTERM" in log.read_text()
+
+
+SLOW_WRITER = """
+import sys, time, torch
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from util.checkpoint import atomic_save
+
+class Slow:
+    def __reduce__(self):
+        Path({ready!r}).write_text("writing")
+        time.sleep(60)
+        return (int, (0,))
+
+atomic_save({{"it": 2, "blob": torch.zeros(1000), "slow": Slow()}}, {path!r})
+"""
+
+
+def test_killed_while_saving_keeps_previous_checkpoint(tmp_path):
+    path = tmp_path / "run_checkpoint.pth"
+    atomic_save({"it": 1, "network": {"w": torch.ones(3)}}, path)
+    ready = tmp_path / "ready"
+    code = SLOW_WRITER.format(root=str(ROOT), ready=str(ready), path=str(path))
+    child = subprocess.Popen([sys.executable, "-c", code], env=_env(tmp_path))
+    try:
+        deadline = time.time() + TIMEOUT
+        while not ready.exists() and child.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        assert ready.exists(), "the child never started writing"
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert safe_load(path)["it"] == 1
+
+
+# ------------------------------------------------------------------ one-line errors, exit 2
+def _main_error(capsys, *args: str) -> str:
+    with pytest.raises(SystemExit) as exc:
+        train.main(list(args))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err, err
+    return err
+
+
+def test_empty_data_root_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert "no training images" in _main_error(capsys, "--stage", "0", "--static_root", str(tmp_path / "empty"))
+    assert "no BL30K videos" in _main_error(capsys, "--stage", "1", "--bl_root", str(tmp_path / "empty"))
+    err = _main_error(capsys, "--stage", "2", "--davis_root", str(tmp_path / "empty"), "--yv_root", str(tmp_path / "empty"))
+    assert "no training videos" in err
+
+
+def test_official_subset_mismatch_explains_no_subset(data, capsys):
+    err = _main_error(capsys, "--stage", "2", "--davis_root", str(data["davis"]), "--yv_root", str(data["yv"]))
+    assert "--no_subset" in err
+
+
+def test_wrong_files_for_load_model_and_load_network(stage0, data, capsys):
+    checkpoint = stage0.with_name(stage0.name.replace("_3.pth", "_checkpoint.pth"))
+    base = ["--stage", "0", "--static_root", str(data["static"]), *COMMON]
+    assert "--load_network" in _main_error(capsys, *base, "--load_model", str(stage0))
+    assert "--load_model" in _main_error(capsys, *base, "--load_network", str(checkpoint))
+    assert "not found" in _main_error(capsys, *base, "--load_model", str(stage0.parent / "missing.pth"))
+    err = _main_error(capsys, "--stage", "1", "--bl_root", str(data["bl"]), *COMMON, "--load_model", str(checkpoint))
+    assert "cannot resume stage 1" in err
