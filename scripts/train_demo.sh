@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Train the CPU demonstration model saves/qdmn_lite_synth.pth (lite configuration) on
+# generated data that is disjoint from SynthVOS (seeds 100-102; SynthVOS uses 2022-2024).
+# Stage 0 on static images, then stage 2 on DAVIS- and YouTube-layout videos.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=${ROOT:-data/demo_train}
+S0_IT=${S0_IT:-600}
+S2_IT=${S2_IT:-1500}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+
+python scripts/make_synthetic.py --out "$ROOT/static" --layout static --seed 100 --videos 20 --images 40 --height 192 --width 256
+python scripts/make_synthetic.py --out "$ROOT/DAVIS" --layout davis2017 --seed 101 --videos 60 --frames 30 --height 240 --width 432 --max_objects 3
+python scripts/make_synthetic.py --out "$ROOT/YouTube" --layout youtube --split train --seed 102 --videos 40 --frames 8 --height 240 --width 432 --max_objects 3
+
+python train.py --stage 0 --id demo_s0 --model_config lite --size 128 -b 4 -i "$S0_IT" --steps $((S0_IT * 5 / 6)) --lr 1e-4 \
+    --static_root "$ROOT/static" --num_workers 1 --save_every "$S0_IT" --seed 0
+S0=$(ls -t saves/*_demo_s0/*_demo_s0_"$S0_IT".pth | head -n 1)
+python train.py --stage 2 --id demo_s2 --load_network "$S0" --size 128 -b 4 -i "$S2_IT" --steps $((S2_IT * 4 / 5)) --lr 1e-4 \
+    --davis_root "$ROOT/DAVIS" --yv_root "$ROOT/YouTube" --no_subset --num_workers 1 --save_every "$S2_IT" --seed 0
+S2=$(ls -t saves/*_demo_s2/*_demo_s2_"$S2_IT".pth | head -n 1)
+python scripts/export_weights.py "$S2" saves/qdmn_lite_synth.pth --half
