@@ -48,7 +48,14 @@ class _Previous:
 class InferenceCore:
     """Propagates annotated masks through a video with the quality-aware memory."""
 
-    def __init__(self, network: QDMN, memory: MemoryConfig = MemoryConfig(), device: Optional[torch.device] = None, amp: bool = False):
+    def __init__(
+        self,
+        network: QDMN,
+        memory: MemoryConfig = MemoryConfig(),
+        device: Optional[torch.device] = None,
+        amp: bool = False,
+        record_scores: bool = False,
+    ):
         self.network = network
         self.device = device if device is not None else next(network.parameters()).device
         # Mixed precision: float16 on CUDA, bfloat16 on CPU; probabilities stay float32.
@@ -58,6 +65,8 @@ class InferenceCore:
         self.store: dict[int, MemoryFrame] = {}  # frame index -> memorised frame
         self.temporary: Optional[MemoryFrame] = None  # previous frame when not admitted
         self.decisions: list[tuple[int, Decision]] = []
+        # (frame, per-object QAM scores) of every memorised frame, for analysis only
+        self.score_log: Optional[list[tuple[int, list[float]]]] = [] if record_scores else None
         self.pad: Optional[Pad] = None
         self.frame_size: Optional[tuple[int, int]] = None
         self._prev: Optional[_Previous] = None
@@ -154,7 +163,10 @@ class InferenceCore:
             return
         key, value, scores = self.network.memorize(prev.image, prev.prob[1:])
         entry = MemoryFrame(key.flatten(2), value.flatten(2))
-        decision = self.policy.consider(prev.frame, scores.float().tolist())
+        object_scores = scores.float().tolist()
+        if self.score_log is not None:
+            self.score_log.append((prev.frame, object_scores))
+        decision = self.policy.consider(prev.frame, object_scores)
         self.decisions.append((prev.frame, decision))
         if decision.admitted:
             if decision.evicted is not None:

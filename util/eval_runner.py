@@ -31,6 +31,7 @@ from model.network import DEFAULT_KM_SIGMA, DEFAULT_TOP_K, QDMN
 from util.checkpoint import check_state_dict, load_weights
 from util.errors import UserError
 from util.image_io import mask_palette, save_gray_png, save_palette_png
+from util.profiling import peak_rss_mib
 from util.streaming import AsyncWriter, prefetch
 
 MaskWriter = Callable[[Path, np.ndarray, VideoSource], None]
@@ -239,4 +240,5 @@ def print_summary(stats: RunStats, output: Path) -> None:
     print(f"Total processed frames: {stats.frames} ({stats.videos} videos)")
     print(f"FPS: {stats.fps:.3f}")
     print(f"Peak memory frames: {stats.peak_memory_frames}")
+    print(f"Peak RSS: {peak_rss_mib():.0f} MiB")
     print(f"Masks written to {output}")
