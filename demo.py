@@ -15,12 +15,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from eval_generic import generic_video, overlay_pairs
 from model.memory_policy import DAVIS_MEMORY
 from util.errors import UserError, exit_on_user_error
-from util.eval_runner import build_network, resolve_device, run_evaluation
+from util.eval_runner import add_eval_args, evaluate_from_args
 from util.image_io import save_palette_png
 from util.metrics import run_jf
 from util.overlay import write_overlay
@@ -37,11 +36,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--video", default=None, help="folder of frames or a video file (default: the bundled sample)")
     p.add_argument("--masks", default=None, help="annotation PNGs named like their frames")
     p.add_argument("--gt", default=None, help="ground-truth PNGs (one per frame) to compute J&F")
-    p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--output", default="outputs/demo")
     p.add_argument("--size", type=int, default=-1, help="shorter side for inference (-1: native)")
-    p.add_argument("--device", default=None)
-    return p.parse_args(argv)
+    add_eval_args(p, DAVIS_MEMORY, default_model=DEFAULT_MODEL, default_output="outputs/demo")
+    args = p.parse_args(argv)
+    args.overwrite = True  # the demo always recomputes
+    return args
 
 
 def ensure_sample(root: Path = SAMPLE_DIR) -> tuple[Path, Path, Path]:
@@ -77,16 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     if not Path(args.model).is_file() and args.model == DEFAULT_MODEL:
         raise UserError(f"{args.model}: demonstration model not found; restore it with `git checkout {args.model}` or pass --model")
     video = generic_video(Path(video_path), Path(masks_path), args.size, name)
-    device = resolve_device(args.device)
-    args.no_top, args.top_k, args.use_km, args.qam_activation = False, 50, False, None
-    network = build_network(args, device)
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    torch.set_grad_enabled(False)
-    stats = run_evaluation(network, DAVIS_MEMORY, [video], output, device, overwrite=True)
+    output = evaluate_from_args(args, [video])
     mp4, gif = output / f"{video.name}_overlay.mp4", output / f"{video.name}_preview.gif"
     write_overlay(overlay_pairs(video, output / video.name), len(video), mp4, gif)
-    print(f"{stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.2f} FPS) on {device}")
     print(f"masks: {output / video.name}\noverlay: {mp4}\npreview: {gif}")
     gt = Path(args.gt).parent if args.gt else gt_root
     if gt is not None:

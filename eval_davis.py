@@ -7,21 +7,10 @@ import os
 import sys
 from pathlib import Path
 
-import torch
-
 from datasets.davis_test_dataset import davis_sequences
 from model.memory_policy import DAVIS_MEMORY
 from util.errors import UserError, exit_on_user_error
-from util.eval_runner import (
-    add_eval_args,
-    build_network,
-    memory_config,
-    prepare_output,
-    print_summary,
-    resolve_device,
-    run_evaluation,
-    write_submission_zip,
-)
+from util.eval_runner import add_eval_args, evaluate_from_args, write_submission_zip
 from util.metrics import run_jf
 
 SPLITS = {"val": ("trainval", "2017/val.txt"), "testdev": ("test-dev", "2017/test-dev.txt")}
@@ -55,12 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     if not root.is_dir():
         raise UserError(f"{root}: DAVIS 2017 {args.split} folder not found; --davis should point at DAVIS/2017")
     videos = davis_sequences(root, imset)
-    device = resolve_device(args.device)
-    network = build_network(args, device)
-    output = prepare_output(args.output)
-    torch.set_grad_enabled(False)
-    stats = run_evaluation(network, memory_config(args), videos, output, device, overwrite=args.overwrite, amp=args.amp)
-    print_summary(stats, output)
+    output = evaluate_from_args(args, videos)
     if args.zip:
         print(f"Submission archive: {write_submission_zip(output, videos)}")
     if args.evaluate:

@@ -6,21 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from datasets.davis_test_dataset import davis_sequences
 from model.memory_policy import DAVIS_MEMORY
 from util.errors import exit_on_user_error
-from util.eval_runner import (
-    add_eval_args,
-    build_network,
-    memory_config,
-    prepare_output,
-    print_summary,
-    resolve_device,
-    run_evaluation,
-    write_binary,
-)
+from util.eval_runner import add_eval_args, evaluate_from_args, write_binary
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -37,13 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     # As in the official code: the 2016 list lives in the 2017 trainval folder.
     imset = (root / ".." / "2017" / "trainval" / "ImageSets" / "2016" / "val.txt").resolve()
     videos = davis_sequences(root, imset, single_object=True)
-    device = resolve_device(args.device)
-    network = build_network(args, device)
-    output = prepare_output(args.output)
-    torch.set_grad_enabled(False)
-    memory = memory_config(args)
-    stats = run_evaluation(network, memory, videos, output, device, writer=write_binary, overwrite=args.overwrite, amp=args.amp)
-    print_summary(stats, output)
+    evaluate_from_args(args, videos, writer=write_binary)
 
 
 if __name__ == "__main__":

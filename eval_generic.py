@@ -12,12 +12,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from datasets.video_source import ImageFolderFrames, VideoFileFrames, VideoSource, check_sequence_folder
 from model.memory_policy import DAVIS_MEMORY
 from util.errors import UserError, exit_on_user_error
-from util.eval_runner import add_eval_args, build_network, memory_config, prepare_output, print_summary, resolve_device, run_evaluation
+from util.eval_runner import add_eval_args, evaluate_from_args
 from util.image_io import list_images, load_mask
 from util.overlay import write_overlay
 
@@ -73,12 +72,7 @@ def overlay_pairs(video: VideoSource, folder: Path):
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     video = generic_video(Path(args.video), Path(args.masks), args.size, args.name)
-    device = resolve_device(args.device)
-    network = build_network(args, device)
-    output = prepare_output(args.output)
-    torch.set_grad_enabled(False)
-    stats = run_evaluation(network, memory_config(args), [video], output, device, overwrite=args.overwrite, amp=args.amp)
-    print_summary(stats, output)
+    output = evaluate_from_args(args, [video])
     if args.overlay:
         mp4, gif = output / f"{video.name}_overlay.mp4", output / f"{video.name}_preview.gif"
         write_overlay(overlay_pairs(video, output / video.name), len(video), mp4, gif, fps=args.fps)

@@ -6,20 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from inference_core_yv import INFERENCE_SHORT_SIDE, YOUTUBE_MEMORY, youtube_videos
 from util.errors import exit_on_user_error
-from util.eval_runner import (
-    add_eval_args,
-    build_network,
-    memory_config,
-    prepare_output,
-    print_summary,
-    resolve_device,
-    run_evaluation,
-    write_submission_zip,
-)
+from util.eval_runner import add_eval_args, evaluate_from_args, write_submission_zip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -37,12 +26,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     videos = youtube_videos(args.yv, args.split, args.sparse, args.size)
-    device = resolve_device(args.device)
-    network = build_network(args, device)
-    output = prepare_output(args.output)
-    torch.set_grad_enabled(False)
-    stats = run_evaluation(network, memory_config(args), videos, output, device, overwrite=args.overwrite, amp=args.amp)
-    print_summary(stats, output)
+    output = evaluate_from_args(args, videos)
     if args.zip:
         print(f"Submission archive: {write_submission_zip(Path(output), videos)}")
 

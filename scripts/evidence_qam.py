@@ -24,7 +24,7 @@ from datasets.davis_test_dataset import davis_sequences  # noqa: E402
 from inference_core import InferenceCore  # noqa: E402
 from model.memory_policy import DAVIS_MEMORY  # noqa: E402
 from util.errors import exit_on_user_error  # noqa: E402
-from util.eval_runner import build_network, resolve_device  # noqa: E402
+from util.eval_runner import add_eval_args, build_network, memory_config, resolve_device  # noqa: E402
 from util.image_io import load_mask  # noqa: E402
 
 
@@ -39,10 +39,10 @@ def object_ious(prob: torch.Tensor, gt: np.ndarray, labels: list[int]) -> list[f
     return ious
 
 
-def collect(network, device, videos) -> tuple[list[float], list[float]]:
+def collect(network, device, videos, memory) -> tuple[list[float], list[float]]:
     scores, ious = [], []
     for video in videos:
-        core = InferenceCore(network, DAVIS_MEMORY, device, record_scores=True)
+        core = InferenceCore(network, memory, device, record_scores=True)
         frame_ious: dict[int, list[float]] = {}
         gt_dir = video.annotation_files[0].parent
         for item in video.items():
@@ -78,18 +78,16 @@ def scatter(scores: list[float], ious: list[float], path: Path, title: str) -> N
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True)
     p.add_argument("--davis", required=True, help="DAVIS 2017 root with trainval/ and full annotations")
     p.add_argument("--out", default="docs/evidence")
-    p.add_argument("--device", default=None)
+    add_eval_args(p, DAVIS_MEMORY, default_output="unused")
     args = p.parse_args(argv)
-    args.no_top, args.top_k, args.use_km, args.qam_activation = False, 50, False, None
     from scipy.stats import pearsonr, spearmanr
 
     device = resolve_device(args.device)
     network = build_network(args, device)
     videos = davis_sequences(Path(args.davis) / "trainval", "2017/val.txt")
-    scores, ious = collect(network, device, videos)
+    scores, ious = collect(network, device, videos, memory_config(args))
     pearson, spearman = float(pearsonr(scores, ious)[0]), float(spearmanr(scores, ious)[0])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

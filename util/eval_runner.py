@@ -37,10 +37,12 @@ from util.streaming import AsyncWriter, prefetch
 MaskWriter = Callable[[Path, np.ndarray, VideoSource], None]
 
 
-def add_eval_args(parser: argparse.ArgumentParser, memory: MemoryConfig, default_model: str = "saves/QDMN.pth") -> None:
+def add_eval_args(
+    parser: argparse.ArgumentParser, memory: MemoryConfig, default_model: str = "saves/QDMN.pth", default_output: Optional[str] = None
+) -> None:
     """Flags every evaluation script shares (the official ones plus this project's)."""
     parser.add_argument("--model", default=default_model, help="network weights (.pth)")
-    parser.add_argument("--output", required=True, help="folder for the output masks")
+    parser.add_argument("--output", required=default_output is None, default=default_output, help="folder for the output masks")
     parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu... (default: cuda when available)")
     parser.add_argument("--use_km", action="store_true", help="kernelised memory read (KMN Gaussian, sigma 5.6)")
     parser.add_argument("--no_top", action="store_true", help="full softmax instead of top-k")
@@ -233,6 +235,17 @@ def write_submission_zip(output: Path, videos: Iterable[VideoSource], zip_path: 
                     archive.write(png, f"Annotations/{video.name}/{png.name}")
     os.replace(tmp, zip_path)
     return zip_path
+
+
+def evaluate_from_args(args: argparse.Namespace, videos: list[VideoSource], writer: MaskWriter = write_palette) -> Path:
+    """What every eval script does once its videos are listed: device, network, run, summary."""
+    device = resolve_device(args.device)
+    network = build_network(args, device)
+    output = prepare_output(args.output)
+    torch.set_grad_enabled(False)
+    stats = run_evaluation(network, memory_config(args), videos, output, device, writer=writer, overwrite=args.overwrite, amp=args.amp)
+    print_summary(stats, output)
+    return output
 
 
 def print_summary(stats: RunStats, output: Path) -> None:
