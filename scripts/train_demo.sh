@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${ROOT:-data/demo_train}
 S0_IT=${S0_IT:-600}
-S2_IT=${S2_IT:-1500}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+S2_IT=${S2_IT:-1200}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # 2 threads collapse when anything else runs on a 2-core machine
 
 python scripts/make_synthetic.py --out "$ROOT/static" --layout static --seed 100 --videos 20 --images 40 --height 192 --width 256
 python scripts/make_synthetic.py --out "$ROOT/DAVIS" --layout davis2017 --seed 101 --videos 60 --frames 30 --height 240 --width 432 --max_objects 3
