@@ -64,7 +64,7 @@ def generic_video(video: Path, masks: Path, size: int, name: str | None = None) 
 def overlay_pairs(video: VideoSource, folder: Path):
     for index, rgb in enumerate(video.frames):
         path = folder / video.output_name(index)
-        ids = load_mask(path) if index >= video.first_written and path.is_file() else np.zeros(rgb.shape[:2], np.uint8)
+        ids = load_mask(path) if index >= video.first_annotated and path.is_file() else np.zeros(rgb.shape[:2], np.uint8)
         yield rgb, ids
 
 

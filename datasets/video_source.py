@@ -17,7 +17,6 @@ from typing import Optional, Protocol
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from util.errors import UserError
 from util.image_io import list_images, load_mask, load_rgb, normalize_image
@@ -48,10 +47,6 @@ class ImageFolderFrames:
 
     def stem(self, index: int) -> str:
         return self.paths[index].stem
-
-    def size(self, index: int = 0) -> tuple[int, int]:
-        with Image.open(self.paths[index]) as img:
-            return img.height, img.width
 
 
 class VideoFileFrames:
@@ -111,10 +106,8 @@ class VideoSource:
     name: str
     frames: FrameSequence
     annotation_files: dict[int, Path]  # frame index -> annotation PNG
-    output_size: Optional[tuple[int, int]] = None  # (H, W); None: each frame's own size
     single_object: bool = False  # DAVIS 2016: every non-zero label is the one object
     infer_size: Optional[int] = None  # resize frames to this shorter side for inference
-    first_output: Optional[int] = None  # frames before this index are not written (default: first annotation)
     palette_from: Optional[Path] = None
     numbered_outputs: bool = False  # DAVIS: 00000.png...; otherwise named like the input frames
     submission_stems: Optional[set[str]] = None  # frames a server scores (None: all written frames)
@@ -125,10 +118,6 @@ class VideoSource:
     @property
     def first_annotated(self) -> int:
         return min(self.annotation_files) if self.annotation_files else 0
-
-    @property
-    def first_written(self) -> int:
-        return self.first_annotated if self.first_output is None else self.first_output
 
     def output_name(self, index: int) -> str:
         return f"{index:05d}.png" if self.numbered_outputs else f"{self.frames.stem(index)}.png"

@@ -137,7 +137,7 @@ def propagate(
     amp: bool = False,
     stats: Optional[RunStats] = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Run the engine over one video; yields (frame index, uint8 label map) from the first written frame on.
+    """Run the engine over one video; yields (frame index, uint8 label map at the frame's size) from the first annotation on.
 
     Frames are decoded in a background thread a few frames ahead; nothing but the
     engine's memory is kept.
@@ -153,8 +153,7 @@ def propagate(
             labels = torch.tensor([0, *core.object_ids], dtype=torch.uint8, device=device)
         if stats is not None:
             stats.peak_memory_frames = max(stats.peak_memory_frames, len(core.store) + (core.temporary is not None))
-        if item.index >= video.first_written:
-            yield item.index, probabilities_to_labels(prob, video.output_size or item.size, labels).cpu().numpy()
+        yield item.index, probabilities_to_labels(prob, item.size, labels).cpu().numpy()
 
 
 def write_palette(path: Path, ids: np.ndarray, video: VideoSource) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Optional
@@ -69,8 +70,9 @@ def _rgb_to_ids(rgb: np.ndarray, path: Path) -> np.ndarray:
     return np.asarray(ids, dtype=np.uint8)[inverse].reshape(codes.shape)
 
 
+@functools.lru_cache(maxsize=64)
 def mask_palette(path: str | os.PathLike) -> bytes:
-    """The palette of a 'P' mask, or the DAVIS palette for other masks."""
+    """The palette of a 'P' mask, or the DAVIS palette for other masks (read once per file)."""
     try:
         with Image.open(path) as img:
             pal = img.getpalette() if img.mode == "P" else None
