@@ -243,6 +243,51 @@ def resume_position(resume: Optional[dict], start_it: int, per_epoch: int, args,
     return epoch, done
 
 
+# --------------------------------------------------------------------------- non-finite losses
+MAX_NONFINITE_IN_A_ROW = 10
+
+
+def sample_names(batch: dict[str, Any]) -> str:
+    names = batch.get("info", {}).get("name", [])
+    return ", ".join(str(n) for n in names) if isinstance(names, (list, tuple)) else str(names)
+
+
+class NonFiniteWatch:
+    """Counts skipped updates in a row; warns for each, naming this rank's samples."""
+
+    def __init__(self, limit: int = MAX_NONFINITE_IN_A_ROW) -> None:
+        self.limit = limit
+        self.in_a_row = 0
+        self.first = 0
+
+    def record(self, outcome, batch: dict[str, Any], it: int, env: DistEnv) -> Optional[str]:
+        """None while training may go on; else a description of the run of failures."""
+        if outcome.skipped is None:
+            self.in_a_row = 0
+            return None
+        self.in_a_row += 1
+        self.first = it if self.in_a_row == 1 else self.first
+        value = float(outcome.losses["total_loss"].detach())
+        where = f"rank {env.rank}: " if env.distributed else ""
+        if not outcome.local_loss_finite or (outcome.skipped == "gradient" and env.is_main):
+            print(
+                f"warning: {where}iteration {it}: non-finite {outcome.skipped} (total_loss {value}) on samples "
+                f"[{sample_names(batch)}]; update skipped ({self.in_a_row} in a row)",
+                flush=True,
+            )
+        if self.in_a_row < self.limit:
+            return None
+        return f"{self.limit} non-finite losses or gradients in a row (iterations {self.first}-{it}, last on [{sample_names(batch)}])"
+
+
+def nonfinite_stop_message(what: str, trainer: QDMNTrainer, last_saved: Optional[int]) -> str:
+    if trainer.save_path is None or last_saved is None:
+        kept = "no checkpoint was written by this run"
+    else:
+        kept = f"the last checkpoint {trainer.save_path}_checkpoint.pth (iteration {last_saved}) is intact"
+    return f"training stopped: {what}; {kept}; resume from it with --load_model and a lower --lr, or check those samples"
+
+
 # --------------------------------------------------------------------------- logging
 def git_description() -> str:
     try:
@@ -386,6 +431,7 @@ def train(args, env: DistEnv, config: ModelConfig, data: StageData, resume, netw
         last_saved = it
 
     dataset = SeededDataset(data.dataset)
+    watch = NonFiniteWatch()
     skip = None
     finished = stopped = False
     while not finished:
@@ -400,8 +446,13 @@ def train(args, env: DistEnv, config: ModelConfig, data: StageData, resume, netw
         sampler.set_start(done * args.batch_size)
         done = 0
         for batch in make_loader(dataset, sampler, args, env):
-            trainer.do_pass(batch, it)
+            outcome = trainer.do_pass(batch, it)
             it += 1
+            nonfinite = watch.record(outcome, batch, it, env)
+            if nonfinite is not None:
+                if progress is not None:
+                    progress.finish(dirty=True)
+                raise UserError(nonfinite_stop_message(nonfinite, trainer, last_saved))
             if progress is not None:
                 progress.update(it)
             stopping = stop.agreed(env)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -191,6 +192,16 @@ def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
 
 
 # --------------------------------------------------------------------------- trainer
+@dataclass
+class StepOutcome:
+    """What :meth:`QDMNTrainer.do_pass` did: ``skipped`` is None when the weights were
+    updated, else "loss" or "gradient" (the one that was not finite)."""
+
+    losses: dict[str, torch.Tensor]
+    skipped: Optional[str] = None
+    local_loss_finite: bool = True
+
+
 class QDMNTrainer:
     """Optimiser, schedule, loss, logging and checkpoints around a :class:`QDMN` network.
 
@@ -242,18 +253,46 @@ class QDMNTrainer:
         non_blocking = self.device.type == "cuda"
         return {k: v.to(self.device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v for k, v in data.items()}
 
-    def do_pass(self, data: dict[str, Any], it: int) -> dict[str, torch.Tensor]:
-        """One optimisation step on a batch; ``it`` = steps done before it (0-based)."""
+    def do_pass(self, data: dict[str, Any], it: int) -> StepOutcome:
+        """One optimisation step on a batch; ``it`` = steps done before it (0-based).
+
+        A non-finite loss (on any rank) or gradient skips the update: the weights and the
+        optimiser moments stay as they were, the iteration still counts (the learning-rate
+        schedule and the data order stay aligned with the iteration number, so resuming
+        stays exact). Every rank takes the same decision, so DDP never waits for a rank
+        that skipped its backward pass.
+        """
         data = self.to_device(data)
         out = self.model(data["rgb"], data["gt"], data.get("sec_gt"), data.get("selector"))
         losses = self.loss_computer.compute(data, out, it)
-        self.integrator.add_dict(losses)
         self.optimizer.zero_grad(set_to_none=True)
-        losses["total_loss"].backward()
-        self.optimizer.step()
+        local_finite = bool(torch.isfinite(losses["total_loss"]).item())
+        skipped = None
+        if not self._all_ranks(local_finite):
+            skipped = "loss"
+        else:
+            losses["total_loss"].backward()
+            if not self._all_ranks(self._gradients_finite()):
+                skipped = "gradient"
+                self.optimizer.zero_grad(set_to_none=True)
+        if skipped is None:
+            self.integrator.add_dict(losses)
+            self.optimizer.step()
         self.scheduler.step()
         self._log(data, out, it + 1)
-        return losses
+        return StepOutcome(losses, skipped, local_finite)
+
+    def _gradients_finite(self) -> bool:
+        grads = [p.grad for p in self.net.parameters() if p.grad is not None]
+        return bool(torch.isfinite(torch.stack([torch.linalg.vector_norm(g) for g in grads])).all().item()) if grads else True
+
+    def _all_ranks(self, ok: bool) -> bool:
+        """``ok`` on every rank (collective when distributed)."""
+        if self.world_size == 1:
+            return ok
+        flag = torch.tensor([1.0 if ok else 0.0], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag.item())
 
     def _log(self, data: dict[str, Any], out: dict[str, torch.Tensor], done: int) -> None:
         if done % self.image_interval == 0 and self.logger is not None and self.logger.writer is not None:

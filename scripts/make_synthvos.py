@@ -66,6 +66,10 @@ class Settings:
     height: int = HEIGHT
     width: int = WIDTH
     frames: int | None = None
+    seed: int | None = None  # None: the reserved SynthVOS seed of each set
+
+    def seed_of(self, set_name: str) -> int:
+        return synthetic.SYNTHVOS_SEEDS[set_name] if self.seed is None else self.seed
 
 
 @dataclass(frozen=True)
@@ -249,7 +253,8 @@ def plan_video(
     """The plan of video ``index`` and the generator, positioned to render it."""
     rng = np.random.default_rng([seed, TAGS[set_name], index])
     num_frames = _num_frames(rng, set_name, frames)
-    name = f"synthvos-{set_name}-{index:03d}"
+    prefix = "synthvos" if seed == synthetic.SYNTHVOS_SEEDS[set_name] else f"synthstyle{seed}"
+    name = f"{prefix}-{set_name}-{index:03d}"
     if set_name == "yv":
         ids, appear = _youtube_objects(rng, index, num_frames)
         events = _mild_events(rng, num_frames, appear, MILD_EVENT_PROBABILITY["yv"])
@@ -370,7 +375,7 @@ def _write_youtube(root: Path, name: str, frames: Iterator[tuple[np.ndarray, np.
 def make_video(job: tuple[str, int, Settings]) -> dict:
     """Render and write one video; return its manifest entry."""
     set_name, index, settings = job
-    plan, rng = plan_video(set_name, index, synthetic.SYNTHVOS_SEEDS[set_name], settings.frames)
+    plan, rng = plan_video(set_name, index, settings.seed_of(set_name), settings.frames)
     frames = synthetic.iter_video(
         rng,
         plan.num_frames,
@@ -422,7 +427,7 @@ def _finish_set(root: Path, set_name: str, entries: list[dict], settings: Settin
         (image_sets / "val.txt").write_text("".join(f"{name}\n" for name in names))
     manifest = {
         "set": set_name,
-        "seed": synthetic.SYNTHVOS_SEEDS[set_name],
+        "seed": settings.seed_of(set_name),
         "tag": TAGS[set_name],
         "height": settings.height,
         "width": settings.width,
@@ -446,7 +451,7 @@ def make_set(set_name: str, num_videos: int, settings: Settings, pool: multiproc
     objects = sum(len(e["objects"]) for e in entries)
     return (
         f"{set_name}: {len(entries)} videos, {frames} frames, {objects} objects, "
-        f"{settings.height}x{settings.width}, seed {synthetic.SYNTHVOS_SEEDS[set_name]}, "
+        f"{settings.height}x{settings.width}, seed {settings.seed_of(set_name)}, "
         f"{_folder_size(root) / 1e6:.1f} MB in {root} ({time.perf_counter() - start:.1f}s)"
     )
 
@@ -464,10 +469,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sets", default=",".join(SETS), help="comma-separated subset of val,long,yv")
     parser.add_argument("--workers", type=int, default=2, help="parallel processes (videos are independent)")
     parser.add_argument("--overwrite", action="store_true", help="replace sets a previous run wrote")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="generate training data in the SynthVOS style from this seed instead (the SynthVOS seeds are refused)",
+    )
     # Hidden overrides for quick tests; they change the content of the videos.
     parser.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--videos", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--videos", type=int, default=None, help="number of videos per set (default: the SynthVOS counts)")
     return parser
 
 
@@ -490,8 +501,10 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Sett
         parser.error(f"--frames must be at least {MIN_TEST_FRAMES}, got {args.frames}")
     if args.videos is not None and args.videos < 1:
         parser.error(f"--videos must be positive, got {args.videos}")
+    if args.seed is not None and (args.seed < 0 or args.seed in synthetic.SYNTHVOS_SEEDS.values()):
+        parser.error(f"--seed must be >= 0 and not a SynthVOS seed {sorted(synthetic.SYNTHVOS_SEEDS.values())}, got {args.seed}")
     height, width = round(HEIGHT * args.scale), round(WIDTH * args.scale)
-    return Settings(out=args.out, height=height, width=width, frames=args.frames)
+    return Settings(out=args.out, height=height, width=width, frames=args.frames, seed=args.seed)
 
 
 def _prepare(parser: argparse.ArgumentParser, out: Path, sets: list[str], overwrite: bool) -> None:

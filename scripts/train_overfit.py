@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"before: {evaluate(trainer, data)}", flush=True)
     for it in range(args.iterations):
         pick = [(it * args.batch_size + k) % args.clips for k in range(args.batch_size)]
-        losses = trainer.do_pass({k: v[pick] for k, v in data.items()}, it)
+        losses = trainer.do_pass({k: v[pick] for k, v in data.items()}, it).losses
         if (it + 1) % 50 == 0:
             print(
                 f"it {it + 1}: loss {losses['total_loss'].item():.4f}  {evaluate(trainer, data)}  {time.time() - start:.0f} s", flush=True

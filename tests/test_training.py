@@ -2,6 +2,7 @@
 
 import math
 import os
+import random
 import re
 import shutil
 import signal
@@ -302,3 +303,113 @@ def test_wrong_files_for_load_model_and_load_network(stage0, data, capsys):
     assert "not found" in _main_error(capsys, *base, "--load_model", str(stage0.parent / "missing.pth"))
     err = _main_error(capsys, "--stage", "1", "--bl_root", str(data["bl"]), *COMMON, "--load_model", str(checkpoint))
     assert "cannot resume stage 1" in err
+
+
+# ------------------------------------------------------------------ non-finite losses
+POISON = """
+import sys
+sys.path.insert(0, {root!r})
+import torch
+import train
+from model.losses import LossComputer
+
+BAD_LOSS, BAD_GRAD, FROM = {bad_loss!r}, {bad_grad!r}, {from_it!r}
+original = LossComputer.compute
+
+
+class InfGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("inf")
+
+
+def compute(self, data, out, it):
+    losses = original(self, data, out, it)
+    if it in BAD_LOSS or (FROM is not None and it >= FROM):
+        losses["total_loss"] = losses["total_loss"] * float("nan")
+    elif it in BAD_GRAD:
+        losses["total_loss"] = InfGrad.apply(losses["total_loss"])
+    return losses
+
+
+LossComputer.compute = compute
+sys.exit(train.main(sys.argv[1:]))
+"""
+
+
+def run_poisoned(cwd: Path, args: list[str], bad_loss=(), bad_grad=(), from_it=None) -> subprocess.CompletedProcess:
+    cwd.mkdir(parents=True, exist_ok=True)
+    code = POISON.format(root=str(ROOT), bad_loss=set(bad_loss), bad_grad=set(bad_grad), from_it=from_it)
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=_env(cwd), capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def test_non_finite_loss_or_gradient_skips_the_update_and_names_the_samples(data, tmp_path):
+    args = ["--stage", "1", "--bl_root", str(data["bl"]), "-i", "4", "--save_every", "1", "--id", "nan", *COMMON]
+    # iteration 2 (0-based 1): NaN loss; iteration 4 (0-based 3): infinite gradients
+    proc = run_poisoned(tmp_path, args, bad_loss={1}, bad_grad={3})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    warnings = [line for line in proc.stdout.splitlines() if line.startswith("warning: iteration")]
+    assert len(warnings) == 2, proc.stdout[-3000:]
+    assert "iteration 2: non-finite loss" in warnings[0] and "iteration 4: non-finite gradient" in warnings[1]
+    assert all(re.search(r"on samples \[synth-\d{3}, synth-\d{3}\]", w) for w in warnings), warnings
+    weights = {it: safe_load(saved(tmp_path, f"*_{it}.pth"))["network"] for it in (1, 2, 3, 4)}
+    assert all(torch.equal(weights[1][k], weights[2][k]) for k in weights[1])  # skipped update
+    assert all(torch.equal(weights[3][k], weights[4][k]) for k in weights[3])
+    assert not all(torch.equal(weights[2][k], weights[3][k]) for k in weights[2])  # a normal update in between
+    assert all(torch.isfinite(v).all() for v in weights[4].values() if v.is_floating_point())
+
+
+def test_ten_non_finite_losses_in_a_row_stop_with_the_last_checkpoint_intact(data, tmp_path):
+    args = ["--stage", "1", "--bl_root", str(data["bl"]), "-i", "100", "--save_every", "2", "--id", "nan", *COMMON]
+    proc = run_poisoned(tmp_path, args, from_it=2)  # iterations 3.. are all NaN
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    err = proc.stderr.strip().splitlines()[-1]
+    assert err.startswith("error: training stopped: 10 non-finite") and "iterations 3-12" in err, err
+    assert "_checkpoint.pth (iteration 10) is intact" in err, err
+    checkpoint = safe_load(saved(tmp_path, "*_checkpoint.pth"))
+    good = safe_load(saved(tmp_path, "*_2.pth"))["network"]
+    assert checkpoint["it"] == 10 and not list(tmp_path.glob("saves/*/*_12.pth"))
+    assert all(torch.equal(checkpoint["network"][k], good[k]) for k in good)
+
+
+# ------------------------------------------------------------------ SIGKILL at random moments
+def _kill_at_random_moment(cwd: Path, args: list[str], rng: random.Random) -> None:
+    """Start a run, wait for its first checkpoint, then SIGKILL it a random moment later."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    log = cwd / "killed.txt"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, TRAIN, *args], cwd=cwd, env=_env(cwd), stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + TIMEOUT
+            while "Checkpoint saved" not in log.read_text() and proc.poll() is None and time.time() < deadline:
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 2.5))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_sigkill_at_random_moments_always_resumes_to_the_same_weights(data, tmp_path):
+    args = ["--stage", "1", "--bl_root", str(data["bl"]), "-i", "8", "--save_every", "1", *COMMON]
+    run_train(tmp_path / "full", *args, "--id", "full")
+    full = safe_load(saved(tmp_path / "full", "*_8.pth"))["network"]
+    rng = random.Random(7)
+    resumed_from = []
+    for trial in range(5):
+        cwd = tmp_path / f"trial{trial}"
+        _kill_at_random_moment(cwd, [*args, "--id", "killed"], rng)
+        checkpoint_file = saved(cwd, "*_checkpoint.pth")
+        checkpoint = safe_load(checkpoint_file)  # loadable whatever the moment of the kill
+        proc = run_train(cwd / "rest", *args, "--id", "rest", "--load_model", str(checkpoint_file))
+        assert f"Resuming {checkpoint_file} at iteration {checkpoint['it']}" in proc.stdout
+        resumed_from.append(checkpoint["it"])
+        if checkpoint["it"] < 8:
+            rest = safe_load(saved(cwd / "rest", "*_8.pth"))["network"]
+            assert all(torch.equal(full[k], rest[k]) for k in full), f"trial {trial}: resumed at {checkpoint['it']}"
+    assert any(it < 8 for it in resumed_from), f"every kill came after the end: {resumed_from}"
