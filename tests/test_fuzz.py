@@ -103,3 +103,21 @@ def test_png_bytes_roundtrip():
     buf = io.BytesIO()
     Image.fromarray(np.zeros((2, 2), np.uint8)).save(buf, format="PNG")
     assert buf.getvalue().startswith(b"\x89PNG")
+
+
+@settings(max_examples=60, deadline=None)
+@given(blob=st.one_of(st.binary(max_size=300), st.text(max_size=100).map(str.encode)), cut=st.integers(min_value=0, max_value=4000))
+def test_checkpoint_reader_answers_or_explains(blob, cut):
+    """Random bytes, text, or a real checkpoint cut short: a UserError naming the file, never a traceback."""
+    from util.checkpoint import safe_load
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "random.pth"
+        real = io.BytesIO()
+        torch.save({"w": torch.arange(50.0)}, real)
+        for content in (blob, real.getvalue()[:cut]):
+            path.write_bytes(content)
+            try:
+                safe_load(path)
+            except UserError as e:
+                assert str(path) in str(e) and "\n" not in str(e)

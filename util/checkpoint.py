@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
@@ -42,9 +41,10 @@ def safe_load(path: str | os.PathLike) -> Any:
             f"{path}: refused to load: it is not a plain weights file and could run code when unpickled ({first}); "
             "use a checkpoint from a trusted source"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+    except Exception as e:  # noqa: BLE001 - garbage makes the unpickler fail in many ways (KeyError, IndexError, ...)
+        reason = (str(e).strip().splitlines() or [""])[0] or type(e).__name__
         raise UserError(
-            f"{path}: cannot read checkpoint ({str(e).splitlines()[0]}); "
+            f"{path}: cannot read checkpoint ({type(e).__name__}: {reason}); "
             "the file is truncated or not a PyTorch checkpoint, download it again"
         ) from None
 

@@ -1,0 +1,83 @@
+"""demo.py: the README's main-job command, and its answers to bad input."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datasets.synthetic import render_video
+from tests.test_eval_cli import assert_one_line_error, run
+from tests.test_youtube_generic import save_frames, save_mask
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "saves" / "qdmn_lite_synth.pth"
+
+
+def test_demo_default_sample_with_the_shipped_model(tmp_path):
+    """`python demo.py` as a new user runs it (in an empty folder, so the sample is generated)."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "demo.py"), "--model", str(SHIPPED)],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = tmp_path / "outputs" / "demo"
+    assert len(list((out / "sample").glob("*.png"))) == 48
+    assert (out / "sample_overlay.mp4").stat().st_size > 0 and (out / "sample_preview.gif").stat().st_size > 0
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("J&F "))
+    assert 0.0 <= float(line.split()[1]) <= 100.0
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo_clip")
+    images, ids = render_video(np.random.default_rng(5), 4, 48, 64, 2)
+    save_frames(root / "frames", images)
+    (root / "masks").mkdir()
+    save_mask(root / "masks" / "00000.png", ids[0])
+    gt = root / "gt" / "frames"
+    gt.mkdir(parents=True)
+    for t, mask in enumerate(ids):
+        save_mask(gt / f"{t:05d}.png", mask)
+    ckpt = root / "lite.pth"
+    run("scripts/make_random_checkpoint.py", "--out", str(ckpt), "--config", "lite", "--qam_activation", "sigmoid")
+    return root, ckpt
+
+
+def demo(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+    return run("demo.py", *args, check=check)
+
+
+def test_demo_on_a_given_video_with_ground_truth(clip, tmp_path):
+    root, ckpt = clip
+    proc = demo("--video", str(root / "frames"), "--masks", str(root / "masks"), "--gt", str(root / "gt" / "frames"),
+                "--model", str(ckpt), "--output", str(tmp_path), check=True)
+    assert len(list((tmp_path / "frames").glob("*.png"))) == 4
+    assert "J&F " in proc.stdout
+
+
+def test_demo_bad_inputs(clip, tmp_path):
+    root, ckpt = clip
+    common = ["--model", str(ckpt), "--output", str(tmp_path / "o")]
+    assert_one_line_error(demo("--video", str(root / "missing"), "--masks", str(root / "masks"), *common), "missing")
+    assert_one_line_error(demo("--video", str(root / "frames"), *common), "--masks")
+    video = ["--video", str(root / "frames"), "--masks", str(root / "masks")]
+    assert_one_line_error(demo(*video, "--model", str(root / "nope.pth")), "nope.pth")
+    not_a_checkpoint = tmp_path / "notes.pth"
+    not_a_checkpoint.write_text("hello")
+    proc = demo(*video, "--model", str(not_a_checkpoint), "--output", str(tmp_path / "o"))
+    assert_one_line_error(proc, "notes.pth", "not a PyTorch checkpoint")
+    small = tmp_path / "small_masks"
+    small.mkdir()
+    save_mask(small / "00000.png", np.ones((10, 10), np.uint8))
+    assert_one_line_error(demo("--video", str(root / "frames"), "--masks", str(small), *common), "00000.png")
+    broken = tmp_path / "broken"
+    save_frames(broken, render_video(np.random.default_rng(5), 4, 48, 64, 2)[0])
+    (broken / "00002.jpg").write_bytes(b"\xff\xd8\xff broken")
+    assert_one_line_error(demo("--video", str(broken), "--masks", str(root / "masks"), *common), "00002.jpg")
+    assert not (tmp_path / "o" / "broken").exists()  # the failed video is not left looking complete
