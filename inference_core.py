@@ -71,6 +71,7 @@ class InferenceCore:
         self.frame_size: Optional[tuple[int, int]] = None
         self._prev: Optional[_Previous] = None
         self._cache: Optional[tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]] = None
+        self._cache_spare = 0  # cells at the end of the cached buffers kept for the temporary frame
         self._next_frame = 0
 
     @property
@@ -180,12 +181,26 @@ class InferenceCore:
 
     # ------------------------------------------------------------------ memory
     def _memory(self) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-        """Concatenated keys (K, CK, N), values (K, CV, N) and the unreadable cells (K, N)."""
+        """Keys (K, CK, N), values (K, CV, N) and the unreadable cells (K, N) of the memory.
+
+        The admitted frames are joined once per change of the bank, into buffers with one
+        spare frame at the end; the temporary previous frame is copied into that spare
+        slot, so a frame that is not admitted costs one frame's copy, not the whole bank's.
+        """
         if self._cache is None:
-            self._cache = self._join([self._padded(self.store[f]) for f in self.policy.frames])
-        if self.temporary is None:
-            return self._cache
-        return self._join([self._cache, self._padded(self.temporary)])
+            parts = [self._padded(self.store[f]) for f in self.policy.frames]
+            self._cache_spare = parts[0][0].shape[2]
+            self._cache = self._join(parts, spare=self._cache_spare)
+        key, value, invalid = self._cache
+        stored = key.shape[2] - self._cache_spare
+        temp = None if self.temporary is None else self._padded(self.temporary)
+        if temp is None:
+            return key[..., :stored], value[..., :stored], None if invalid is None else invalid[:, :stored]
+        if temp[2] is not None or temp[0].shape[2] != self._cache_spare:
+            return self._join([(key[..., :stored], value[..., :stored], None if invalid is None else invalid[:, :stored]), temp])
+        key[..., stored:].copy_(temp[0])
+        value[..., stored:].copy_(temp[1])
+        return key, value, invalid
 
     def _padded(self, entry: MemoryFrame) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
         k, missing = self.num_objects, self.num_objects - entry.num_objects
@@ -198,10 +213,20 @@ class InferenceCore:
         return key, value, invalid
 
     @staticmethod
-    def _join(parts: list[tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]]):
-        key = torch.cat([p[0] for p in parts], 2)
-        value = torch.cat([p[1] for p in parts], 2)
-        if all(p[2] is None for p in parts):
-            return key, value, None
-        invalid = [p[2] if p[2] is not None else p[0].new_zeros(p[0].shape[0], p[0].shape[2], dtype=torch.bool) for p in parts]
-        return key, value, torch.cat(invalid, 1)
+    def _join(parts: list[tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]], spare: int = 0):
+        """Concatenate memory parts along the cell axis, leaving ``spare`` uninitialised cells at the end."""
+        cells = sum(p[0].shape[2] for p in parts)
+        first_key, first_value = parts[0][0], parts[0][1]
+        key = first_key.new_empty((first_key.shape[0], first_key.shape[1], cells + spare))
+        value = first_value.new_empty((first_value.shape[0], first_value.shape[1], cells + spare))
+        has_invalid = any(p[2] is not None for p in parts)
+        invalid = key.new_zeros((key.shape[0], cells + spare), dtype=torch.bool) if has_invalid else None
+        start = 0
+        for part_key, part_value, part_invalid in parts:
+            end = start + part_key.shape[2]
+            key[..., start:end] = part_key
+            value[..., start:end] = part_value
+            if invalid is not None and part_invalid is not None:
+                invalid[:, start:end] = part_invalid
+            start = end
+        return key, value, invalid

@@ -51,6 +51,7 @@ class QDMN(nn.Module):
         self.config = config
         self.top_k = top_k
         self.km_sigma = km_sigma
+        self.dense_readout = False  # True: the official scatter + bmm top-k readout (reference for tests)
         c16, c8, c4 = config.feature_dims
         mem_dim = 2 * config.value_dim  # readout ‖ query value
         self.mask_rgb_encoder = MaskRGBEncoder(config.backbone, config.mask_channels)
@@ -68,6 +69,12 @@ class QDMN(nn.Module):
         for encoder in (self.mask_rgb_encoder, self.rgb_encoder):
             trunk_view = _TrunkView(encoder)
             load_imagenet_weights(trunk_view, source)  # type: ignore[arg-type]
+
+    def use_fast_layout(self, enabled: bool = True) -> QDMN:
+        """channels_last weights (and so activations) for inference: oneDNN and Tensor Cores
+        convolve NHWC without reorders. The convolutions then sum in another order, so
+        outputs differ from NCHW by float rounding only (masks are tested identical)."""
+        return self.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
 
     # ----------------------------------------------------------------- query side
     def encode_query(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -126,7 +133,8 @@ class QDMN(nn.Module):
         for i in range(0, k, chunk):
             inv = None if invalid is None else invalid[i : i + chunk]
             qk_i = qk if qk.shape[0] == 1 else qk[i : i + chunk]  # one query per item in training batches
-            parts.append(read_memory(mem_key[i : i + chunk], mem_value[i : i + chunk], qk_i, (h, w), self.top_k, self.km_sigma, inv))
+            mk, mv = mem_key[i : i + chunk], mem_value[i : i + chunk]
+            parts.append(read_memory(mk, mv, qk_i, (h, w), self.top_k, self.km_sigma, inv, dense=self.dense_readout))
         return torch.cat(parts, 0).view(k, -1, h, w)
 
     def segment(self, mem_key: torch.Tensor, mem_value: torch.Tensor, q: QueryFeatures, invalid: Optional[torch.Tensor] = None):

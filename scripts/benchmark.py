@@ -45,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="cpu, cuda... (default: cuda when available)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--amp", action="store_true", help="mixed precision (float16 on CUDA, bfloat16 on CPU)")
+    p.add_argument("--official_kernels", action="store_true", help="NCHW and the dense top-k readout (the straightforward path)")
     p.add_argument("--flop_frames", type=int, default=3, help="frames whose FLOPs are counted (0: skip)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default="benchmarks/latest.json", help="where to write the results")
@@ -88,7 +89,8 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    network = random_network(args.config, args.seed, "sigmoid").to(device).eval()
+    network = random_network(args.config, args.seed, "sigmoid").to(device).use_fast_layout(not args.official_kernels).eval()
+    network.dense_readout = args.official_kernels
     timer = StageTimer(device)
     timer.instrument(network)
 
@@ -128,6 +130,7 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
         "precision": ("float16" if device.type == "cuda" else "bfloat16") if args.amp else "float32",
+        "kernels": "official" if args.official_kernels else "fast",
     }
     if args.flop_frames > 0:
         result["gflop_per_frame"] = count_gflops(network, video, device, args.flop_frames)
@@ -164,7 +167,8 @@ def count_gflops(network, video, device: torch.device, frames: int) -> float:
 # ----------------------------------------------------------------------------- parent
 def run_child(data: Path, args: argparse.Namespace) -> dict:
     argv = [sys.executable, __file__, "--child", str(data), "--config", args.config, "--seed", str(args.seed)]
-    argv += ["--flop_frames", str(args.flop_frames)] + (["--amp"] if args.amp else [])
+    argv += ["--flop_frames", str(args.flop_frames)]
+    argv += [flag for flag, on in (("--amp", args.amp), ("--official_kernels", args.official_kernels)) if on]
     if args.device:
         argv += ["--device", args.device]
     if args.threads:
@@ -183,7 +187,7 @@ def whole_video_estimate_mib(frames: int, height: int, width: int, objects: int)
 
 def markdown(results: list[dict], args: argparse.Namespace) -> str:
     head = f"{args.config} model, {args.height}x{args.width}, {args.objects} objects, device {results[0]['device']}"
-    head += f" ({results[0]['device_name']}, {results[0]['threads']} threads), {results[0]['precision']}"
+    head += f" ({results[0]['device_name']}, {results[0]['threads']} threads), {results[0]['precision']}, {results[0]['kernels']} kernels"
     lines = [f"**{head}**", ""]
     lines.append("| frames | FPS | peak RSS (MiB) | peak CUDA (MiB) | GFLOP/frame | achieved GFLOP/s | matmul peak GFLOP/s | share |")
     lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|")

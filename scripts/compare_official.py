@@ -355,6 +355,7 @@ def run_project(args: argparse.Namespace, settings: OfficialSettings, output: Pa
     if args.no_top:
         cmd.append("--no_top")
     cmd += [
+        "--official_kernels",  # the official arithmetic: NCHW and the dense top-k readout
         "--device",
         "cpu",
         "--threshold",

@@ -64,7 +64,8 @@ def test_previous_frame_is_temporary_memory(network):
     assert core.temporary is None  # frame 0 is in memory already
     core.step(video[2])
     assert core.temporary is not None and core.memory_frames() == [0]
-    key, _, invalid = core._memory()
+    with torch.inference_mode():  # as inside step()
+        key, _, invalid = core._memory()
     assert key.shape[-1] == 2 * core.store[0].key.shape[-1] and invalid is None
 
 
@@ -80,7 +81,8 @@ def test_object_arriving_later_cannot_read_older_memory(network):
     assert prob.shape == (3, 40, 56)
     assert torch.equal(prob.argmax(0) == 2, masks[1].bool())
     prob = core.step(video[4])
-    key, value, invalid = core._memory()
+    with torch.inference_mode():  # as inside step()
+        key, value, invalid = core._memory()
     assert invalid is not None and invalid[0].sum() == 0 and invalid[1].sum() > 0
     assert core.policy.permanent == [0, 3]
 

@@ -160,3 +160,17 @@ def test_soft_aggregation():
     assert out[:, 0, 0, 1].argmax() == 0  # background wins the second
     onehot = torch.tensor([[1.0, 0.0], [0.0, 0.0]]).view(2, 1, 1, 2)
     assert aggregate_wbg(onehot)[:, 0, 0].argmax(0).tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("km", [None, 5.6])
+@pytest.mark.parametrize("shape", [(2, 16, 300, 8, 40, (5, 8)), (1, 64, 2000, 32, 1100, (22, 50))])
+def test_gathered_topk_readout_equals_the_dense_official_readout(km, shape):
+    b, ck, n, cv, hw, grid = shape
+    torch.manual_seed(1)
+    mk, mv, qk = torch.randn(b, ck, n), torch.randn(b, cv, n), torch.randn(1, ck, hw)
+    invalid = torch.zeros(b, n, dtype=torch.bool)
+    invalid[-1, n // 2 :] = True  # a late object
+    for top_k in (3, 20, 50):
+        fast = read_memory(mk, mv, qk, grid, top_k=top_k, km_sigma=km, invalid=invalid)
+        dense = read_memory(mk, mv, qk, grid, top_k=top_k, km_sigma=km, invalid=invalid, dense=True)
+        assert torch.allclose(fast, dense, rtol=1e-5, atol=1e-6), (top_k, (fast - dense).abs().max())

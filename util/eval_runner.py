@@ -64,6 +64,12 @@ def add_eval_args(
     )
     parser.add_argument("--overwrite", action="store_true", help="redo videos whose output folder is already complete")
     parser.add_argument("--amp", action="store_true", help="mixed precision: float16 on CUDA, bfloat16 on CPU")
+    parser.add_argument(
+        "--official_kernels",
+        action="store_true",
+        help="the official arithmetic (NCHW layout, dense scatter+bmm top-k readout): slower; by default channels_last and a "
+        "gathered top-k readout give the same masks up to float rounding",
+    )
     parser.add_argument("--memory_policy", choices=POLICIES, default="qdmn",
                         help="qdmn (the paper); every / fifo / first_prev: baselines for comparison")
 
@@ -94,7 +100,8 @@ def build_network(args: argparse.Namespace, device: torch.device) -> QDMN:
     top_k = None if args.no_top else args.top_k
     network = QDMN(config, top_k=top_k, km_sigma=DEFAULT_KM_SIGMA if args.use_km else None)
     check_state_dict(network, state, args.model)
-    return network.to(device).eval()
+    network.dense_readout = args.official_kernels
+    return network.to(device).use_fast_layout(not args.official_kernels).eval()
 
 
 def prepare_output(path: str | os.PathLike) -> Path:
