@@ -37,6 +37,11 @@ class MemoryFrame:
         return self.key.shape[0]
 
 
+def amp_dtype(device: torch.device) -> torch.dtype:
+    """The mixed-precision type: float16 on CUDA, bfloat16 elsewhere."""
+    return torch.float16 if device.type == "cuda" else torch.bfloat16
+
+
 @dataclass
 class _Previous:
     frame: int
@@ -59,7 +64,7 @@ class InferenceCore:
         self.network = network
         self.device = device if device is not None else next(network.parameters()).device
         # Mixed precision: float16 on CUDA, bfloat16 on CPU; probabilities stay float32.
-        self.amp_dtype = (torch.float16 if self.device.type == "cuda" else torch.bfloat16) if amp else None
+        self.amp_dtype = amp_dtype(self.device) if amp else None
         self.policy = QualityAwareMemory(memory)
         self.object_ids: list[int] = []  # the label of each object channel, in order
         self.store: dict[int, MemoryFrame] = {}  # frame index -> memorised frame

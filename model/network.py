@@ -13,6 +13,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from model.config import OFFICIAL, ModelConfig
 from model.memory_reader import read_memory
@@ -45,6 +46,22 @@ def others_sum(masks: torch.Tensor) -> torch.Tensor:
     return (select @ masks.reshape(k, -1)).view_as(masks)
 
 
+_CONV_BN_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"), ("atrous_conv", "bn"))
+
+
+def _fold_children(module: nn.Module) -> None:
+    """Fold the batch norms that directly follow a convolution inside ``module``."""
+    for conv_name, bn_name in _CONV_BN_PAIRS:
+        conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
+        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+            setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
+            setattr(module, bn_name, nn.Identity())
+    if isinstance(module, nn.Sequential):
+        for i in range(len(module) - 1):
+            if isinstance(module[i], nn.Conv2d) and isinstance(module[i + 1], nn.BatchNorm2d):
+                module[i], module[i + 1] = fuse_conv_bn_eval(module[i], module[i + 1]), nn.Identity()
+
+
 class QDMN(nn.Module):
     def __init__(self, config: ModelConfig = OFFICIAL, top_k: Optional[int] = DEFAULT_TOP_K, km_sigma: Optional[float] = None):
         super().__init__()
@@ -70,11 +87,21 @@ class QDMN(nn.Module):
             trunk_view = _TrunkView(encoder)
             load_imagenet_weights(trunk_view, source)  # type: ignore[arg-type]
 
-    def use_fast_layout(self, enabled: bool = True) -> QDMN:
-        """channels_last weights (and so activations) for inference: oneDNN and Tensor Cores
-        convolve NHWC without reorders. The convolutions then sum in another order, so
-        outputs differ from NCHW by float rounding only (masks are tested identical)."""
-        return self.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
+    def optimize_for_inference(self, amp_dtype: Optional[torch.dtype] = None) -> QDMN:
+        """Fold every batch norm into its convolution and switch to channels_last.
+
+        For evaluation only: the folded network no longer has the checkpoint's batch-norm
+        keys. channels_last lets oneDNN and Tensor Cores convolve NHWC without reorders.
+        Both change the order of float operations, so outputs differ from the
+        straightforward network by rounding only (masks are tested against it).
+        ``amp_dtype`` (for runs under autocast) stores the weights in that type once,
+        instead of autocast casting them at every call: the same numbers, less traffic.
+        """
+        self.eval()
+        for module in list(self.modules()):
+            _fold_children(module)
+        self.to(memory_format=torch.channels_last)
+        return self if amp_dtype is None else self.to(amp_dtype)
 
     # ----------------------------------------------------------------- query side
     def encode_query(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

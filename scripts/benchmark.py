@@ -80,6 +80,7 @@ def write_video(root: Path, frames: int, height: int, width: int, objects: int, 
 def measure(data: Path, args: argparse.Namespace) -> dict:
     """Run the real evaluation loop on ``data``; return timings and memory (child process)."""
     from datasets.video_source import ImageFolderFrames, VideoSource
+    from inference_core import amp_dtype
     from model.memory_policy import DAVIS_MEMORY
     from scripts.make_random_checkpoint import random_network
     from util.eval_runner import resolve_device, run_evaluation, write_palette
@@ -89,7 +90,9 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    network = random_network(args.config, args.seed, "sigmoid").to(device).use_fast_layout(not args.official_kernels).eval()
+    network = random_network(args.config, args.seed, "sigmoid").to(device).eval()
+    if not args.official_kernels:
+        network.optimize_for_inference(amp_dtype(device) if args.amp else None)
     network.dense_readout = args.official_kernels
     timer = StageTimer(device)
     timer.instrument(network)
@@ -134,8 +137,7 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
     }
     if args.flop_frames > 0:
         result["gflop_per_frame"] = count_gflops(network, video, device, args.flop_frames)
-        amp_dtype = (torch.float16 if device.type == "cuda" else torch.bfloat16) if args.amp else torch.float32
-        result["matmul_peak_gflops"] = measure_matmul_gflops(device, amp_dtype)
+        result["matmul_peak_gflops"] = measure_matmul_gflops(device, amp_dtype(device) if args.amp else torch.float32)
         achieved = result["gflop_per_frame"] * result["fps"]
         result["achieved_gflops"] = achieved
         result["share_of_matmul_peak"] = achieved / result["matmul_peak_gflops"]

@@ -1,6 +1,7 @@
 """The float32 speed work leaves the output masks identical.
 
-Fast path: channels_last weights and activations (``QDMN.use_fast_layout``), the top-k
+Fast path (``QDMN.optimize_for_inference``): batch norms folded into the convolutions,
+channels_last weights and activations, the top-k
 readout gathered from k memory cells (``memory_reader.sparse_readout``) and the memory
 bank joined once per change with a spare slot for the temporary frame. Straightforward
 path (``--official_kernels``): contiguous NCHW, the official dense scatter + bmm readout.
@@ -60,9 +61,10 @@ def test_fast_path_masks_equal_the_straightforward_path(make, max_flips):
     images, ids = render_video(np.random.default_rng(11), 16, 96, 160, 2)
     reference = make()
     reference.dense_readout = True
-    fast = copy.deepcopy(reference).use_fast_layout()
+    fast = copy.deepcopy(reference).optimize_for_inference()
     fast.dense_readout = False
     assert fast.rgb_encoder.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
     ref_labels, ref_decisions = propagate(reference, images, ids[0])
     fast_labels, fast_decisions = propagate(fast, images, ids[0])
     assert any(d.evicted is not None for _, d in ref_decisions), "the video should evict memory frames"
@@ -72,3 +74,28 @@ def test_fast_path_masks_equal_the_straightforward_path(make, max_flips):
     assert flips <= max_flips * sum(a.size for a in ref_labels), f"{flips} pixels differ"
     if max_flips == 0:
         assert all(np.array_equal(a, b) for a, b in zip(ref_labels, fast_labels))
+
+
+def propagate_amp(net: QDMN, images, first: np.ndarray) -> list[np.ndarray]:
+    core = InferenceCore(net, MEMORY, torch.device("cpu"), amp=True)
+    ids = [int(i) for i in np.unique(first) if i]
+    labels = []
+    for t, image in enumerate(images):
+        masks = torch.from_numpy(np.stack([first == i for i in ids])).float() if t == 0 else None
+        prob = core.step(normalize_image(image), masks, ids if t == 0 else None)
+        assert prob.dtype == torch.float32
+        labels.append(prob.argmax(0).numpy())
+    return labels
+
+
+def test_bfloat16_weights_under_autocast_agree_with_float32():
+    """--amp on CPU: bfloat16 weights stored once (``optimize_for_inference(torch.bfloat16)``)."""
+    torch.set_num_threads(1)
+    images, ids = render_video(np.random.default_rng(11), 12, 96, 160, 2)
+    fp32 = demo_network().optimize_for_inference()
+    bf16 = demo_network().optimize_for_inference(torch.bfloat16)
+    assert bf16.rgb_encoder.conv1.weight.dtype == torch.bfloat16
+    a, _ = propagate(fp32, images, ids[0])
+    b = propagate_amp(bf16, images, ids[0])
+    agreement = np.mean([np.mean(x == y) for x, y in zip(a, b)])
+    assert agreement > 0.99, agreement

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from datasets.video_source import VideoSource
-from inference_core import InferenceCore
+from inference_core import InferenceCore, amp_dtype
 from model.config import QAM_ACTIVATIONS
 from model.memory_policy import POLICIES, ZERO_BASE_CHOICES, MemoryConfig
 from model.network import DEFAULT_KM_SIGMA, DEFAULT_TOP_K, QDMN
@@ -96,12 +96,16 @@ def memory_config(args: argparse.Namespace) -> MemoryConfig:
 
 
 def build_network(args: argparse.Namespace, device: torch.device) -> QDMN:
+    """The network of ``--model`` on ``device``, optimised for inference unless ``--official_kernels``."""
     state, config = load_weights(args.model, args.qam_activation)
     top_k = None if args.no_top else args.top_k
     network = QDMN(config, top_k=top_k, km_sigma=DEFAULT_KM_SIGMA if args.use_km else None)
     check_state_dict(network, state, args.model)
     network.dense_readout = args.official_kernels
-    return network.to(device).use_fast_layout(not args.official_kernels).eval()
+    network = network.to(device).eval()
+    if args.official_kernels:
+        return network
+    return network.optimize_for_inference(amp_dtype(device) if getattr(args, "amp", False) else None)
 
 
 def prepare_output(path: str | os.PathLike) -> Path:
