@@ -76,6 +76,17 @@ def write_video(root: Path, frames: int, height: int, width: int, objects: int, 
     return root
 
 
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 # ----------------------------------------------------------------------------- child
 def measure(data: Path, args: argparse.Namespace) -> dict:
     """Run the real evaluation loop on ``data``; return timings and memory (child process)."""
@@ -130,7 +141,7 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
         "peak_rss_mib": peak_rss_mib(),
         "peak_cuda_mib": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "threads": torch.get_num_threads(),
         "precision": ("float16" if device.type == "cuda" else "bfloat16") if args.amp else "float32",
         "kernels": "official" if args.official_kernels else "fast",
