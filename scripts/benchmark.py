@@ -147,7 +147,7 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
         "kernels": "official" if args.official_kernels else "fast",
     }
     if args.flop_frames > 0:
-        result["gflop_per_frame"] = count_gflops(network, video, device, args.flop_frames)
+        result["gflop_per_frame"] = count_gflops(network, video, device, args.flop_frames, args.amp)
         result["matmul_peak_gflops"] = measure_matmul_gflops(device, amp_dtype(device) if args.amp else torch.float32)
         achieved = result["gflop_per_frame"] * result["fps"]
         result["achieved_gflops"] = achieved
@@ -155,14 +155,14 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
     return result
 
 
-def count_gflops(network, video, device: torch.device, frames: int) -> float:
+def count_gflops(network, video, device: torch.device, frames: int, amp: bool = False) -> float:
     """Mean GFLOP of a propagated frame over the first ``frames`` frames after the annotation."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from inference_core import InferenceCore
     from model.memory_policy import DAVIS_MEMORY
 
-    core = InferenceCore(network, DAVIS_MEMORY, device)
+    core = InferenceCore(network, DAVIS_MEMORY, device, amp=amp)
     items = video.items()
     first = next(items)
     core.step(first.image, first.annotation.masks, first.annotation.object_ids, frame=0)

@@ -37,3 +37,11 @@ def test_benchmark_tiny(tmp_path):
         )
     table = out_md.read_text()
     assert "Peak RSS ratio 5 / 3 frames" in table and "| 5 |" in table
+
+
+def test_benchmark_tiny_amp_with_flops(tmp_path):
+    out_json = tmp_path / "b.json"
+    run("scripts/benchmark.py", "--config", "lite", "--height", "32", "--width", "48", "--frames", "3", "--flop_frames", "1",
+        "--device", "cpu", "--amp", "--json", str(out_json), "--markdown", str(tmp_path / "b.md"))
+    result = json.loads(out_json.read_text())["results"][0]
+    assert result["precision"] == "bfloat16" and result["kernels"] == "fast" and result["gflop_per_frame"] > 0
