@@ -658,7 +658,7 @@ def test_synthvos_youtube_set(synthvos):
 
 
 @pytest.mark.parametrize(
-    "bad", [["--sets", "val,foo"], ["--workers", "0"], ["--scale", "0"], ["--frames", "3"], ["--sets", ""]]
+    "bad", [["--sets", "val,foo"], ["--workers", "0"], ["--scale", "0"], ["--frames", "3"], ["--sets", ""], ["--seed", "2023"]]
 )
 def test_synthvos_rejects_bad_arguments(tmp_path, bad):
     result = _synthvos(tmp_path / "out", *bad)
@@ -678,3 +678,14 @@ def test_synthvos_refuses_to_mix_with_existing_files(tmp_path):
     assert _synthvos(out, *args).returncode == 0
     assert _synthvos(out, *args).returncode == 2
     assert _synthvos(out, *args, "--overwrite").returncode == 0
+
+
+def test_synthvos_style_training_data_from_another_seed(synthvos, tmp_path):
+    out = tmp_path / "train"
+    result = _synthvos(out, "--sets", "val", "--seed", "500", "--scale", "0.15", "--frames", "15", "--videos", "2", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in (out / "val/2017/trainval/JPEGImages/480p").iterdir())
+    assert names == ["synthstyle500-val-000", "synthstyle500-val-001"]
+    assert json.loads((out / "val" / "synthvos.json").read_text())["seed"] == 500
+    reserved = synthvos[0] / "val/2017/trainval/JPEGImages/480p/synthvos-val-000/00000.jpg"
+    assert (out / "val/2017/trainval/JPEGImages/480p/synthstyle500-val-000/00000.jpg").read_bytes() != reserved.read_bytes()
