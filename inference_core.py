@@ -198,11 +198,12 @@ class InferenceCore:
             self._cache = self._join(parts, spare=self._cache_spare)
         key, value, invalid = self._cache
         stored = key.shape[2] - self._cache_spare
-        temp = None if self.temporary is None else self._padded(self.temporary)
-        if temp is None:
-            return key[..., :stored], value[..., :stored], None if invalid is None else invalid[:, :stored]
+        banked = key[..., :stored], value[..., :stored], None if invalid is None else invalid[:, :stored]
+        if self.temporary is None:
+            return banked
+        temp = self._padded(self.temporary)
         if temp[2] is not None or temp[0].shape[2] != self._cache_spare:
-            return self._join([(key[..., :stored], value[..., :stored], None if invalid is None else invalid[:, :stored]), temp])
+            return self._join([banked, temp])
         key[..., stored:].copy_(temp[0])
         value[..., stored:].copy_(temp[1])
         return key, value, invalid

@@ -94,17 +94,14 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
     from inference_core import amp_dtype
     from model.memory_policy import DAVIS_MEMORY
     from scripts.make_random_checkpoint import random_network
-    from util.eval_runner import resolve_device, run_evaluation, write_palette
+    from util.eval_runner import prepare_network, resolve_device, run_evaluation, write_palette
     from util.image_io import list_images
     from util.profiling import StageTimer, measure_matmul_gflops, peak_rss_mib
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    network = random_network(args.config, args.seed, "sigmoid").to(device).eval()
-    if not args.official_kernels:
-        network.optimize_for_inference(amp_dtype(device) if args.amp else None)
-    network.dense_readout = args.official_kernels
+    network = prepare_network(random_network(args.config, args.seed, "sigmoid"), device, args.official_kernels, args.amp)
     timer = StageTimer(device)
     timer.instrument(network)
 
@@ -143,7 +140,7 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "threads": torch.get_num_threads(),
-        "precision": ("float16" if device.type == "cuda" else "bfloat16") if args.amp else "float32",
+        "precision": str(amp_dtype(device) if args.amp else torch.float32).removeprefix("torch."),
         "kernels": "official" if args.official_kernels else "fast",
     }
     if args.flop_frames > 0:

@@ -219,22 +219,32 @@ def test_exact_resume(data, tmp_path):
     assert not all(torch.equal(full[k], half[k]) for k in full)
 
 
-def test_sigterm_saves_and_exits_zero(data, tmp_path):
-    args = ["--stage", "1", "--bl_root", str(data["bl"]), "-i", "100000", "--id", "sig", *COMMON]
-    log = tmp_path / "out.txt"
+def signal_run(cwd: Path, args: list[str], marker: str, sig: signal.Signals, delay: float = 0.0) -> tuple[int, str]:
+    """Start train.py, wait until its output shows ``marker``, send ``sig`` ``delay`` seconds
+    later; return its exit status and output."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    log = cwd / "signalled.txt"
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, TRAIN, *args], cwd=tmp_path, env=_env(tmp_path), stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, TRAIN, *args], cwd=cwd, env=_env(cwd), stdout=out, stderr=subprocess.STDOUT)
         try:
             deadline = time.time() + TIMEOUT
-            while "It      1 " not in log.read_text() and proc.poll() is None and time.time() < deadline:
-                time.sleep(0.2)
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=TIMEOUT) == 0, log.read_text()[-2000:]
+            while marker not in log.read_text() and proc.poll() is None and time.time() < deadline:
+                time.sleep(0.05)
+            time.sleep(delay)
+            proc.send_signal(sig)
+            returncode = proc.wait(timeout=TIMEOUT)
         finally:
             if proc.poll() is None:
                 proc.kill()
+    return returncode, log.read_text()
+
+
+def test_sigterm_saves_and_exits_zero(data, tmp_path):
+    args = ["--stage", "1", "--bl_root", str(data["bl"]), "-i", "100000", "--id", "sig", *COMMON]
+    returncode, output = signal_run(tmp_path, args, "It      1 ", signal.SIGTERM)
+    assert returncode == 0, output[-2000:]
     checkpoint = safe_load(saved(tmp_path, "*_checkpoint.pth"))
-    assert checkpoint["it"] >= 1 and "SIGTERM" in log.read_text()
+    assert checkpoint["it"] >= 1 and "SIGTERM" in output
 
 
 SLOW_WRITER = """
@@ -377,24 +387,6 @@ def test_ten_non_finite_losses_in_a_row_stop_with_the_last_checkpoint_intact(dat
 
 
 # ------------------------------------------------------------------ SIGKILL at random moments
-def _kill_at_random_moment(cwd: Path, args: list[str], rng: random.Random) -> None:
-    """Start a run, wait for its first checkpoint, then SIGKILL it a random moment later."""
-    cwd.mkdir(parents=True, exist_ok=True)
-    log = cwd / "killed.txt"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, TRAIN, *args], cwd=cwd, env=_env(cwd), stdout=out, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.time() + TIMEOUT
-            while "Checkpoint saved" not in log.read_text() and proc.poll() is None and time.time() < deadline:
-                time.sleep(0.05)
-            time.sleep(rng.uniform(0.0, 2.5))
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-
-
 def test_sigkill_at_random_moments_always_resumes_to_the_same_weights(data, tmp_path):
     args = ["--stage", "1", "--bl_root", str(data["bl"]), "-i", "8", "--save_every", "1", *COMMON]
     run_train(tmp_path / "full", *args, "--id", "full")
@@ -403,7 +395,7 @@ def test_sigkill_at_random_moments_always_resumes_to_the_same_weights(data, tmp_
     resumed_from = []
     for trial in range(5):
         cwd = tmp_path / f"trial{trial}"
-        _kill_at_random_moment(cwd, [*args, "--id", "killed"], rng)
+        signal_run(cwd, [*args, "--id", "killed"], "Checkpoint saved", signal.SIGKILL, delay=rng.uniform(0.0, 2.5))
         checkpoint_file = saved(cwd, "*_checkpoint.pth")
         checkpoint = safe_load(checkpoint_file)  # loadable whatever the moment of the kill
         proc = run_train(cwd / "rest", *args, "--id", "rest", "--load_model", str(checkpoint_file))

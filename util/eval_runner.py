@@ -101,11 +101,17 @@ def build_network(args: argparse.Namespace, device: torch.device) -> QDMN:
     top_k = None if args.no_top else args.top_k
     network = QDMN(config, top_k=top_k, km_sigma=DEFAULT_KM_SIGMA if args.use_km else None)
     check_state_dict(network, state, args.model)
-    network.dense_readout = args.official_kernels
+    return prepare_network(network, device, args.official_kernels, getattr(args, "amp", False))
+
+
+def prepare_network(network: QDMN, device: torch.device, official_kernels: bool, amp: bool) -> QDMN:
+    """``network`` on ``device`` for evaluation: the official arithmetic with ``official_kernels``,
+    else the fast path (:meth:`QDMN.optimize_for_inference`, weights in the ``amp`` type)."""
     network = network.to(device).eval()
-    if args.official_kernels:
+    network.dense_readout = official_kernels
+    if official_kernels:
         return network
-    return network.optimize_for_inference(amp_dtype(device) if getattr(args, "amp", False) else None)
+    return network.optimize_for_inference(amp_dtype(device) if amp else None)
 
 
 def prepare_output(path: str | os.PathLike) -> Path:
