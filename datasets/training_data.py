@@ -85,9 +85,9 @@ def static_data(root: str | os.PathLike, size: int, log: Log = print) -> StageDa
     return StageData(dataset)
 
 
-def blender_data(root: str | os.PathLike, size: int, log: Log = print) -> StageData:
+def blender_data(root: str | os.PathLike, size: int, log: Log = print, width: Optional[int] = None) -> StageData:
     root = Path(root).expanduser()
-    dataset = VOSDataset(root / "JPEGImages", root / "Annotations", INITIAL_SKIP, is_bl=True, size=size)
+    dataset = VOSDataset(root / "JPEGImages", root / "Annotations", INITIAL_SKIP, is_bl=True, size=size, width=width)
     if len(dataset) == 0:
         raise UserError(f"{root}: no BL30K videos found (expected JPEGImages/<video>/*.jpg and Annotations/<video>/*.png); check --bl_root")
     log(f"Blender dataset size: {len(dataset)}")
@@ -100,8 +100,10 @@ def youtube_root(root: str | os.PathLike) -> Path:
     return root / "train_480p" if (root / "train_480p" / "JPEGImages").is_dir() else root / "train"
 
 
-def _video_set(im_root: Path, gt_root: Path, subset: Optional[Collection[str]], subset_file: str, size: int) -> VOSDataset:
-    dataset = VOSDataset(im_root, gt_root, INITIAL_SKIP, is_bl=False, subset=subset, size=size)
+def _video_set(
+    im_root: Path, gt_root: Path, subset: Optional[Collection[str]], subset_file: str, size: int, width: Optional[int] = None
+) -> VOSDataset:
+    dataset = VOSDataset(im_root, gt_root, INITIAL_SKIP, is_bl=False, subset=subset, size=size, width=width)
     if len(dataset) == 0 and subset is not None:
         found = len(list_videos(im_root)[0])
         if found:
@@ -109,16 +111,25 @@ def _video_set(im_root: Path, gt_root: Path, subset: Optional[Collection[str]], 
     return dataset
 
 
-def vos_data(yv_root: str | os.PathLike, davis_root: str | os.PathLike, size: int, use_subset: bool = True, log: Log = print) -> StageData:
+def vos_data(
+    yv_root: str | os.PathLike,
+    davis_root: str | os.PathLike,
+    size: int,
+    use_subset: bool = True,
+    log: Log = print,
+    width: Optional[int] = None,
+) -> StageData:
     yv = youtube_root(yv_root)
     davis = Path(davis_root).expanduser() / "2017" / "trainval"
-    youtube_set = _video_set(yv / "JPEGImages", yv / "Annotations", load_sub_yv() if use_subset else None, "util/yv_subset.txt", size)
+    yv_subset = load_sub_yv() if use_subset else None
+    youtube_set = _video_set(yv / "JPEGImages", yv / "Annotations", yv_subset, "util/yv_subset.txt", size, width)
     davis_set = _video_set(
         davis / "JPEGImages" / "480p",
         davis / "Annotations" / "480p",
         load_sub_davis() if use_subset else None,
         "util/davis_subset.txt",
         size,
+        width,
     )
     if len(youtube_set) == 0 and len(davis_set) == 0:
         raise UserError(f"no training videos in {yv} nor in {davis}; check --yv_root and --davis_root")
@@ -138,5 +149,5 @@ def stage_data(args, log: Log = print) -> StageData:
     if args.stage == 0:
         return static_data(args.static_root, args.size, log)
     if args.stage == 1:
-        return blender_data(args.bl_root, args.size, log)
-    return vos_data(args.yv_root, args.davis_root, args.size, not args.no_subset, log)
+        return blender_data(args.bl_root, args.size, log, args.crop_width)
+    return vos_data(args.yv_root, args.davis_root, args.size, not args.no_subset, log, args.crop_width)

@@ -17,7 +17,7 @@ it is drawn with (see :mod:`datasets.sampling`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -61,13 +61,20 @@ def static_pair_transform(size: int = DEFAULT_SIZE) -> v2.Compose:
     )
 
 
-def video_sequence_transform(size: int = DEFAULT_SIZE, blender: bool = False) -> v2.Compose:
-    """Shared by the 3 frames of a clip; BL30K crops more aggressively (its frames are larger)."""
+def video_sequence_transform(size: int = DEFAULT_SIZE, blender: bool = False, width: Optional[int] = None) -> v2.Compose:
+    """Shared by the 3 frames of a clip; BL30K crops more aggressively (its frames are larger).
+
+    The crop is ``size``² as officially, or ``size`` × ``width``; a wide crop draws its
+    source region around the same aspect ratio, so the content is not stretched.
+    """
     scale = (0.25, 1.0) if blender else (0.36, 1.0)
+    aspect = (width or size) / size
     return v2.Compose(
         [
             v2.RandomHorizontalFlip(),
-            v2.RandomResizedCrop((size, size), scale=scale, interpolation=BICUBIC, antialias=True),
+            v2.RandomResizedCrop(
+                (size, width or size), scale=scale, ratio=(aspect * 3 / 4, aspect * 4 / 3), interpolation=BICUBIC, antialias=True
+            ),
             v2.ColorJitter(0.1, 0.03, 0.03, 0),
             v2.RandomGrayscale(0.05),
         ]

@@ -103,14 +103,16 @@ class VOSDataset(Dataset):
         is_bl: bool = False,
         subset: Optional[Collection[str]] = None,
         size: int = DEFAULT_SIZE,
+        width: Optional[int] = None,
     ):
         self.im_root = Path(im_root)
         self.gt_root = Path(gt_root)
         self.max_jump = max_jump
         self.is_bl = is_bl
         self.size = size
+        self.width = width or size  # crops are size x width (square officially)
         self.videos, self.frames = list_videos(im_root, subset)
-        self.sequence_transform = video_sequence_transform(size, is_bl)
+        self.sequence_transform = video_sequence_transform(size, is_bl, width)
         self.pair_transform = video_pair_transform()
 
     def __len__(self) -> int:
@@ -132,7 +134,7 @@ class VOSDataset(Dataset):
 
     def __getitem__(self, idx: int) -> dict:
         video = self.videos[idx]
-        area_scale = (self.size / DEFAULT_SIZE) ** 2
+        area_scale = self.size * self.width / DEFAULT_SIZE**2
         target, second = -1, None
         for _ in range(MAX_TRIALS):
             indices = sample_frame_indices(len(self.frames[video]), self.max_jump)

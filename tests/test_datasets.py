@@ -63,9 +63,10 @@ def test_tps_identity_and_real_displacement():
         static_pair_transform(48),
         video_sequence_transform(48),
         video_sequence_transform(48, True),
+        video_sequence_transform(32, False, 64),
         video_pair_transform(),
     ],
-    ids=["static-sequence", "static-pair", "video-sequence", "bl-sequence", "video-pair"],
+    ids=["static-sequence", "static-pair", "video-sequence", "bl-sequence", "video-sequence-wide", "video-pair"],
 )
 def test_transforms_move_image_and_mask_together(transform):
     image, mask = _blob()
@@ -133,6 +134,16 @@ def test_vos_sample_layout(davis_root):
         if s["selector"][1] == 0:
             assert s["sec_gt"].sum() == 0
         assert len(s["info"]["frames"]) == 3
+
+
+def test_wide_crops_keep_the_content_unstretched(davis_root):
+    """--crop_width: size x width crops whose source region has about the same shape."""
+    dataset = VOSDataset(davis_root / "JPEGImages" / "480p", davis_root / "Annotations" / "480p", max_jump=3, size=32, width=64)
+    torch.manual_seed(0)
+    s = dataset[0]
+    assert s["rgb"].shape == (3, 3, 32, 64) and s["gt"].shape == s["sec_gt"].shape == (3, 1, 32, 64)
+    crop = dataset.sequence_transform.transforms[1]
+    assert tuple(crop.size) == (32, 64) and crop.ratio == pytest.approx((1.5, 8 / 3))
 
 
 def test_failing_clip_returns_empty_masks(davis_root, tmp_path, monkeypatch):

@@ -117,7 +117,7 @@ def test_stage1_blender(data, tmp_path):
 
 def test_stage2_from_stage0_network(data, stage0, tmp_path):
     args = ["--stage", "2", "--davis_root", str(data["davis"]), "--yv_root", str(data["yv"]), "--no_subset", "-i", "3", "--id", "s2"]
-    proc = run_train(tmp_path, *args, "--load_network", str(stage0), *COMMON)
+    proc = run_train(tmp_path, *args, "--load_network", str(stage0), *COMMON, "--crop_width", "80")  # 64x80 crops
     payload = safe_load(saved(tmp_path, "*_3.pth"))
     assert payload["network"]["mask_rgb_encoder.conv1.weight"].shape[1] == 5
     assert "Network weights loaded" in proc.stdout and "DAVIS dataset size: 3" in proc.stdout
@@ -298,6 +298,17 @@ def test_empty_data_root_is_a_one_line_error(tmp_path, capsys):
     assert "no BL30K videos" in _main_error(capsys, "--stage", "1", "--bl_root", str(tmp_path / "empty"))
     err = _main_error(capsys, "--stage", "2", "--davis_root", str(tmp_path / "empty"), "--yv_root", str(tmp_path / "empty"))
     assert "no training videos" in err
+
+
+def test_crop_width_must_fit_the_network_and_a_video_stage(data, capsys):
+    stage2 = ["--stage", "2", "--davis_root", str(data["davis"]), "--yv_root", str(data["yv"]), "--no_subset"]
+    for args, message in (
+        ((*stage2, "--crop_width", "90"), "--crop_width must be a positive multiple of 16"),
+        (("--stage", "0", "--static_root", str(data["static"]), "--crop_width", "96"), "--crop_width applies to the video stages"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            train.main(list(args))
+        assert exc.value.code == 2 and message in capsys.readouterr().err  # argparse: usage line, then the error
 
 
 def test_official_subset_mismatch_explains_no_subset(data, capsys):

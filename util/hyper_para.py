@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--davis_root", default="data/DAVIS", help="DAVIS root (uses 2017/trainval/)")
     data.add_argument("--no_subset", action="store_true", help="stage 2: train on every video found, not only the official subset lists")
     data.add_argument("--size", type=int, default=384, help="training crop size in pixels (a multiple of 16)")
+    data.add_argument(
+        "--crop_width",
+        type=int,
+        default=None,
+        help="stages 1/2: crops of --size x this width (a multiple of 16) instead of square, e.g. to match the evaluation frames' shape",
+    )
     data.add_argument("--num_workers", type=int, default=None, help="data-loader processes per GPU (default min(8, CPUs per process))")
 
     train = p.add_argument_group("training")
@@ -101,6 +107,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         problems.append("-i must be >= 1")
     if args.size < 16 or args.size % 16:
         problems.append("--size must be a positive multiple of 16")
+    if args.crop_width is not None and (args.crop_width < 16 or args.crop_width % 16):
+        problems.append("--crop_width must be a positive multiple of 16")
+    if args.crop_width is not None and args.stage == 0:
+        problems.append("--crop_width applies to the video stages 1 and 2; stage 0 crops static images square")
     if args.save_every < 1:
         problems.append("--save_every must be >= 1")
     if args.seed < 0:
