@@ -173,6 +173,9 @@ def build_network(config: ModelConfig, args, env: DistEnv, resume: Optional[dict
         log(f"Network weights loaded from {args.load_network}")
     else:
         imagenet_init(net, args, log)
+        if args.mirror_init:
+            net.mirror_memory_side()
+            log("Memory side initialised as a copy of the query side (--mirror_init)")
     return net.to(env.device)
 
 

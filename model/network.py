@@ -87,6 +87,21 @@ class QDMN(nn.Module):
             trunk_view = _TrunkView(encoder)
             load_imagenet_weights(trunk_view, source)  # type: ignore[arg-type]
 
+    def mirror_memory_side(self) -> None:
+        """Make the memory side start as a copy of the query side.
+
+        With ImageNet weights both encoders start from the same trunk, so a memory frame
+        and a query frame are embedded alike from the first iteration. Trained from
+        scratch, two independent random encoders (and two random key projections) give
+        memory and query keys that do not correspond, and matching must first be learnt
+        from nothing. Copying the query trunk into the mask encoder (its mask channels
+        initialised orthogonally, as for ImageNet weights) and ``kv_q_f16`` into
+        ``kv_m_f16`` restores the agreement; training then lets the two sides diverge.
+        """
+        trunk = {k: v.clone() for k, v in _TrunkView(self.rgb_encoder).state_dict().items()}
+        load_imagenet_weights(_TrunkView(self.mask_rgb_encoder), trunk)  # type: ignore[arg-type]
+        self.kv_m_f16.load_state_dict(self.kv_q_f16.state_dict())
+
     def optimize_for_inference(self, amp_dtype: Optional[torch.dtype] = None) -> QDMN:
         """Fold every batch norm into its convolution and switch to channels_last.
 

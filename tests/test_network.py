@@ -174,3 +174,21 @@ def test_gathered_topk_readout_equals_the_dense_official_readout(km, shape):
         fast = read_memory(mk, mv, qk, grid, top_k=top_k, km_sigma=km, invalid=invalid)
         dense = read_memory(mk, mv, qk, grid, top_k=top_k, km_sigma=km, invalid=invalid, dense=True)
         assert torch.allclose(fast, dense, rtol=1e-5, atol=1e-6), (top_k, (fast - dense).abs().max())
+
+
+@pytest.mark.parametrize("single", [True, False])
+def test_mirror_init_makes_memory_and_query_keys_agree(single):
+    """--mirror_init: with empty masks, a frame's memory key is its query key before gating."""
+    torch.manual_seed(0)
+    net = QDMN(LITE.with_(single_object=single)).eval()
+    image, empty = torch.randn(1, 3, 64, 64), torch.zeros(1, 1, 64, 64)
+    masks = [empty] * net.config.mask_channels
+    f16_query = net.rgb_encoder(image)[0]
+    assert not torch.allclose(net.mask_rgb_encoder(image, *masks), f16_query)
+    net.mirror_memory_side()
+    f16_memory = net.mask_rgb_encoder(image, *masks)
+    assert torch.equal(f16_memory, f16_query)
+    assert torch.equal(net.kv_m_f16(f16_memory)[0], net.kv_q_f16(f16_query)[0])
+    # The mask channels still act (orthogonally initialised), and the copies are independent.
+    assert not torch.equal(net.mask_rgb_encoder(image, *[torch.ones_like(empty)] * len(masks)), f16_query)
+    assert net.mask_rgb_encoder.conv1.weight.data_ptr() != net.rgb_encoder.conv1.weight.data_ptr()

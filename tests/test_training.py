@@ -97,8 +97,9 @@ def data(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def stage0(data, tmp_path_factory) -> Path:
     cwd = tmp_path_factory.mktemp("stage0")
-    proc = run_train(cwd, "--stage", "0", "--static_root", str(data["static"]), "-i", "3", "--id", "s0", *COMMON)
+    proc = run_train(cwd, "--stage", "0", "--static_root", str(data["static"]), "-i", "3", "--id", "s0", "--mirror_init", *COMMON)
     assert_trained(saved(cwd, "*_3.pth"), True, proc.stdout)
+    assert "Memory side initialised as a copy of the query side" in proc.stdout
     return saved(cwd, "*_3.pth")
 
 

@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--imagenet_weights", default=None, help="torchvision ResNet weights file (default: the torch hub cache; never downloads)"
     )
+    model.add_argument(
+        "--mirror_init",
+        action="store_true",
+        help="from scratch: start the memory side (mask encoder, kv_m_f16) as a copy of the query side",
+    )
 
     load = p.add_argument_group("loading")
     load.add_argument("--load_network", help="start from these network weights only (a stage-0 network loads into stages 1/2)")
