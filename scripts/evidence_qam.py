@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     title = f"QAM vs IoU on {len(videos)} videos, {len(scores)} object-frames: Pearson {pearson:.3f}, Spearman {spearman:.3f}"
-    scatter(scores, ious, out / "qam_scatter.png", title)
+    scatter(scores, ious, out / "qam_scatter.png", title.replace(": ", ":\n", 1))  # two lines fit the plot
     result = {"pearson": pearson, "spearman": spearman, "pairs": len(scores), "videos": len(videos), "model": args.model}
     (out / "qam.json").write_text(json.dumps(result, indent=1))
     print(title)

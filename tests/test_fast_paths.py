@@ -8,11 +8,11 @@ path (``--official_kernels``): contiguous NCHW, the official dense scatter + bmm
 Both run the same video with evictions.
 
 The two paths sum the same products in another order, so they agree up to float
-rounding: with the trained demonstration model every label of every frame of this video
-is equal (over whole SynthVOS val videos, where the weak model amplifies rounding through
-the memory, 99.89 % of pixels are; docs/evidence/precision.md).
-Random weights make near-ties between objects common (noise maps), where rounding can
-flip a pixel; there the test allows at most 1 pixel in 10 000.
+rounding: a label may differ only where the two highest probabilities tie within
+``TIE``, and at most 1 pixel in 10 000 does. With the demonstration model 1 pixel of
+this video differs, at a margin of 0 (over all SynthVOS val videos, 17 pixels in 119
+million differ; docs/evidence/precision.md). Random weights make near-ties between
+objects common (noise maps).
 """
 
 import copy
@@ -31,7 +31,9 @@ from util.checkpoint import load_weights
 from util.image_io import normalize_image
 
 ROOT = Path(__file__).resolve().parents[1]
-MEMORY = MemoryConfig(mem_freq=2, threshold=0.5, capacity=3)
+TIE = 1e-5  # probability margin below which a label is a tie at float32 rounding (measured flips: <= 6e-7)
+# Every 2nd frame admitted whatever its QAM score, so 16 frames overflow a capacity of 3.
+MEMORY = MemoryConfig(mem_freq=2, threshold=0.0, capacity=3)
 
 
 def demo_network() -> QDMN:
@@ -46,18 +48,21 @@ def official_random() -> QDMN:
     return QDMN(OFFICIAL.with_(qam_activation="sigmoid")).eval()
 
 
-def propagate(net: QDMN, images, first: np.ndarray) -> tuple[list[np.ndarray], list]:
+def propagate(net: QDMN, images, first: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray], list]:
+    """Labels, the margin between each pixel's two highest probabilities, and the memory decisions."""
     core = InferenceCore(net, MEMORY, torch.device("cpu"))
     ids = [int(i) for i in np.unique(first) if i]
-    labels = []
+    labels, margins = [], []
     for t, image in enumerate(images):
         masks = torch.from_numpy(np.stack([first == i for i in ids])).float() if t == 0 else None
         prob = core.step(normalize_image(image), masks, ids if t == 0 else None)
+        top2 = prob.topk(2, dim=0).values
         labels.append(prob.argmax(0).numpy())
-    return labels, core.decisions
+        margins.append((top2[0] - top2[1]).numpy())
+    return labels, margins, core.decisions
 
 
-@pytest.mark.parametrize("make, max_flips", [(demo_network, 0.0), (official_random, 1e-4)], ids=["demo_model", "official_random"])
+@pytest.mark.parametrize("make, max_flips", [(demo_network, 1e-4), (official_random, 1e-4)], ids=["demo_model", "official_random"])
 def test_fast_path_masks_equal_the_straightforward_path(make, max_flips):
     torch.set_num_threads(1)
     images, ids = render_video(np.random.default_rng(11), 16, 96, 160, 2)
@@ -67,15 +72,16 @@ def test_fast_path_masks_equal_the_straightforward_path(make, max_flips):
     fast.dense_readout = False
     assert fast.rgb_encoder.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
-    ref_labels, ref_decisions = propagate(reference, images, ids[0])
-    fast_labels, fast_decisions = propagate(fast, images, ids[0])
+    ref_labels, ref_margins, ref_decisions = propagate(reference, images, ids[0])
+    fast_labels, _, fast_decisions = propagate(fast, images, ids[0])
     assert any(d.evicted is not None for _, d in ref_decisions), "the video should evict memory frames"
     assert [(f, d.admitted, d.evicted) for f, d in fast_decisions] == [(f, d.admitted, d.evicted) for f, d in ref_decisions]
     assert np.allclose([d.quality for _, d in fast_decisions], [d.quality for _, d in ref_decisions], rtol=1e-4)
     flips = sum(int((a != b).sum()) for a, b in zip(ref_labels, fast_labels))
     assert flips <= max_flips * sum(a.size for a in ref_labels), f"{flips} pixels differ"
-    if max_flips == 0:
-        assert all(np.array_equal(a, b) for a, b in zip(ref_labels, fast_labels))
+    # Labels may differ only where two classes tie up to float32 rounding.
+    for a, b, margin in zip(ref_labels, fast_labels, ref_margins):
+        assert np.all(margin[a != b] < TIE), f"a label differs where the probabilities are {margin[a != b].max():.2e} apart"
 
 
 def propagate_amp(net: QDMN, images, first: np.ndarray) -> list[np.ndarray]:
@@ -97,10 +103,9 @@ def test_bfloat16_weights_under_autocast_agree_with_float32():
     fp32 = demo_network().optimize_for_inference()
     bf16 = demo_network().optimize_for_inference(torch.bfloat16)
     assert bf16.rgb_encoder.conv1.weight.dtype == torch.bfloat16
-    a, _ = propagate(fp32, images, ids[0])
+    a, _, _ = propagate(fp32, images, ids[0])
     b = propagate_amp(bf16, images, ids[0])
     agreement = np.mean([np.mean(x == y) for x, y in zip(a, b)])
-    # A guard against broken mixed precision (wrong casts give ~50 %), not the accuracy
-    # claim: the weak demonstration model amplifies bfloat16 rounding (98.7 % here; the
-    # measured SynthVOS val agreement is in docs/evidence/precision.md).
-    assert agreement > 0.97, agreement
+    # The 99.5 % target of the mixed-precision work (99.97 % here; 99.94 % over SynthVOS
+    # val, docs/evidence/precision.md). Wrong casts give about 50 %.
+    assert agreement > 0.995, agreement
