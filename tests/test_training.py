@@ -301,11 +301,12 @@ def test_empty_data_root_is_a_one_line_error(tmp_path, capsys):
     assert "no training videos" in err
 
 
-def test_crop_width_must_fit_the_network_and_a_video_stage(data, capsys):
+def test_crop_width_and_mirror_init_argument_errors(data, capsys):
     stage2 = ["--stage", "2", "--davis_root", str(data["davis"]), "--yv_root", str(data["yv"]), "--no_subset"]
     for args, message in (
         ((*stage2, "--crop_width", "90"), "--crop_width must be a positive multiple of 16"),
         (("--stage", "0", "--static_root", str(data["static"]), "--crop_width", "96"), "--crop_width applies to the video stages"),
+        ((*stage2, "--mirror_init", "--load_network", "x.pth"), "--mirror_init initialises a network from scratch"),
     ):
         with pytest.raises(SystemExit) as exc:
             train.main(list(args))

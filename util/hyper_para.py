@@ -114,6 +114,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         problems.append("--size must be a positive multiple of 16")
     if args.crop_width is not None and (args.crop_width < 16 or args.crop_width % 16):
         problems.append("--crop_width must be a positive multiple of 16")
+    if args.mirror_init and (args.load_network or args.load_model):
+        problems.append("--mirror_init initialises a network from scratch; drop it with --load_network or --load_model")
     if args.crop_width is not None and args.stage == 0:
         problems.append("--crop_width applies to the video stages 1 and 2; stage 0 crops static images square")
     if args.save_every < 1:
