@@ -68,12 +68,13 @@ def video_sequence_transform(size: int = DEFAULT_SIZE, blender: bool = False, wi
     source region around the same aspect ratio, so the content is not stretched.
     """
     scale = (0.25, 1.0) if blender else (0.36, 1.0)
-    aspect = (width or size) / size
+    width = width or size
+    aspect = width / size
     return v2.Compose(
         [
             v2.RandomHorizontalFlip(),
             v2.RandomResizedCrop(
-                (size, width or size), scale=scale, ratio=(aspect * 3 / 4, aspect * 4 / 3), interpolation=BICUBIC, antialias=True
+                (size, width), scale=scale, ratio=(aspect * 3 / 4, aspect * 4 / 3), interpolation=BICUBIC, antialias=True
             ),
             v2.ColorJitter(0.1, 0.03, 0.03, 0),
             v2.RandomGrayscale(0.05),

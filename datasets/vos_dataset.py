@@ -112,7 +112,7 @@ class VOSDataset(Dataset):
         self.size = size
         self.width = width or size  # crops are size x width (square officially)
         self.videos, self.frames = list_videos(im_root, subset)
-        self.sequence_transform = video_sequence_transform(size, is_bl, width)
+        self.sequence_transform = video_sequence_transform(size, is_bl, self.width)
         self.pair_transform = video_pair_transform()
 
     def __len__(self) -> int:

@@ -98,7 +98,7 @@ class QDMN(nn.Module):
         initialised orthogonally, as for ImageNet weights) and ``kv_q_f16`` into
         ``kv_m_f16`` restores the agreement; training then lets the two sides diverge.
         """
-        trunk = {k: v.clone() for k, v in _TrunkView(self.rgb_encoder).state_dict().items()}
+        trunk = _TrunkView(self.rgb_encoder).state_dict()  # copied into the mask encoder's own tensors
         load_imagenet_weights(_TrunkView(self.mask_rgb_encoder), trunk)  # type: ignore[arg-type]
         self.kv_m_f16.load_state_dict(self.kv_q_f16.state_dict())
 

@@ -110,10 +110,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         problems.append("-b must be >= 1")
     if args.iterations < 1:
         problems.append("-i must be >= 1")
-    if args.size < 16 or args.size % 16:
-        problems.append("--size must be a positive multiple of 16")
-    if args.crop_width is not None and (args.crop_width < 16 or args.crop_width % 16):
-        problems.append("--crop_width must be a positive multiple of 16")
+    for flag, value in (("--size", args.size), ("--crop_width", args.crop_width)):
+        if value is not None and (value < 16 or value % 16):
+            problems.append(f"{flag} must be a positive multiple of 16")
     if args.mirror_init and (args.load_network or args.load_model):
         problems.append("--mirror_init initialises a network from scratch; drop it with --load_network or --load_model")
     if args.crop_width is not None and args.stage == 0:
