@@ -8,12 +8,29 @@ frame, and so deletes the wrong frame).
 
 Rules, for each frame t after the annotated frame a (all numbers are parameters):
 
-* quality ``q_t`` = mean of the non-zero QAM scores of frame t's objects, divided by
-  the base score (mean of the non-zero scores on the annotated frame);
+* quality ``q_t`` = (mean of frame t's object QAM scores) / base. Two options, each
+  set to its official core's behaviour at HEAD (yongliu20/QDMN 301f7bf) by the script
+  defaults (``DAVIS_MEMORY``, ``YOUTUBE_MEMORY``):
+
+  - ``quality_mean``: ``"all"`` averages the scores of *all* objects, zeros included
+    (official DAVIS core ``inference_core.py``, where the zero filter of propagated
+    frames is commented out); ``"nonzero"`` averages only the non-zero ones (official
+    YouTube-VOS core ``inference_core_yv.py``; also the first published version,
+    1c289dd, of both cores);
+  - ``quality_base``: ``"annotated"`` divides by the mean of the *non-zero* scores on the
+    most recent annotated frame (official DAVIS core); ``"first_propagated"`` divides
+    by the mean (as ``quality_mean`` says) of the first frame judged after the most
+    recent annotated frame, i.e. the first propagated frame of the official pass, whose
+    own quality is therefore 1 (official YouTube-VOS core, which resets it at each
+    annotation frame since each starts a new pass);
+
+* a zero base (all scores zero, where the official code divides 0 by 0) is guarded:
+  warned once, then ``zero_base`` decides (nothing admitted, or admission by frequency);
 * admit t if ``t - last_admitted >= mem_freq`` and ``q_t > threshold``; on admission
   the admission counter n increases; if the bank already holds more than
   ``capacity`` entries, the entry m minimising ``q_m + exp(-|n - n_m|)`` is evicted
-  (ties: the oldest), then t is appended;
+  (ties: the oldest), then t is appended. An entry's ``q_m`` is its quality number
+  (the official YouTube-VOS core stores the list of scores and then crashes);
 * annotated frames are permanent and never evicted;
 * a frame that is not admitted serves as temporary memory for the next frame only
   (the engine handles that; the policy reports it).
@@ -28,6 +45,11 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 ZERO_BASE_CHOICES = ("none", "frequency")
+# How a propagated frame's object scores are averaged: all objects, or the non-zero ones.
+QUALITY_MEANS = ("all", "nonzero")
+# What the average is divided by: the annotated frame's non-zero mean, or the first
+# propagated frame's mean (see the module docstring).
+QUALITY_BASES = ("annotated", "first_propagated")
 # "qdmn": the paper's policy. The others are baselines for comparison:
 # "every": every mem_freq-th frame, never evicted (STCN); "fifo": every mem_freq-th
 # frame, the oldest evicted at the same capacity; "first_prev": annotated + previous frame only.
@@ -44,6 +66,8 @@ class MemoryConfig:
     # "frequency" admits every mem_freq-th frame with quality 1 (STCN-like, bounded).
     zero_base: str = "none"
     policy: str = "qdmn"
+    quality_mean: str = "all"
+    quality_base: str = "annotated"
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -54,6 +78,10 @@ class MemoryConfig:
             raise ValueError(f"capacity must be >= 0, not {self.capacity}")
         if self.zero_base not in ZERO_BASE_CHOICES:
             raise ValueError(f"zero_base must be one of {ZERO_BASE_CHOICES}, not {self.zero_base!r}")
+        if self.quality_mean not in QUALITY_MEANS:
+            raise ValueError(f"quality_mean must be one of {QUALITY_MEANS}, not {self.quality_mean!r}")
+        if self.quality_base not in QUALITY_BASES:
+            raise ValueError(f"quality_base must be one of {QUALITY_BASES}, not {self.quality_base!r}")
 
     @property
     def max_entries(self) -> int:
@@ -61,8 +89,10 @@ class MemoryConfig:
         return self.capacity + 1
 
 
-DAVIS_MEMORY = MemoryConfig(threshold=0.8, capacity=20)
-YOUTUBE_MEMORY = MemoryConfig(threshold=0.75, capacity=10)
+# The official cores at HEAD (yongliu20/QDMN 301f7bf): inference_core.py (DAVIS 2016/2017)
+# and inference_core_yv.py (YouTube-VOS).
+DAVIS_MEMORY = MemoryConfig(threshold=0.8, capacity=20, quality_mean="all", quality_base="annotated")
+YOUTUBE_MEMORY = MemoryConfig(threshold=0.75, capacity=10, quality_mean="nonzero", quality_base="first_propagated")
 
 
 @dataclass(frozen=True)
@@ -85,6 +115,14 @@ def mean_nonzero(scores: Iterable[float]) -> float:
     return sum(kept) / len(kept) if kept else 0.0
 
 
+def mean_scores(scores: Iterable[float], how: str) -> float:
+    """Mean of all the scores (``"all"``) or of the non-zero ones (``"nonzero"``); 0 when empty."""
+    if how == "nonzero":
+        return mean_nonzero(scores)
+    values = [float(s) for s in scores]
+    return sum(values) / len(values) if values else 0.0
+
+
 @dataclass
 class QualityAwareMemory:
     config: MemoryConfig = field(default_factory=MemoryConfig)
@@ -94,40 +132,41 @@ class QualityAwareMemory:
     last_admitted: Optional[int] = None
     admissions: int = 0
     warned_zero_base: bool = False
+    base_pending: bool = False  # quality_base "first_propagated": the next judged frame sets the base
 
     # ------------------------------------------------------------------ events
     def annotate(self, frame: int, object_scores: Sequence[float]) -> None:
         """An annotated frame enters the memory permanently and (re)sets the base score.
 
-        The base is the mean non-zero QAM score of the objects memorised on the most
-        recent annotated frame; admission bookkeeping (entries, counter) is kept.
+        With ``quality_base="annotated"`` the base is the mean non-zero QAM score of the
+        objects memorised on this frame; with ``"first_propagated"`` it is set by the
+        next frame judged. Admission bookkeeping (entries, counter) is kept.
         """
         if frame not in self.permanent:
             self.permanent.append(frame)
-        self.base_score = mean_nonzero(object_scores)
         self.last_admitted = frame
-        if self.base_score == 0 and not self.warned_zero_base:
-            self.warned_zero_base = True
-            fallback = "nothing will be admitted" if self.config.zero_base == "none" else "admitting by frequency only"
-            warnings.warn(
-                f"QAM scores of the annotated frame {frame} are all zero, so quality ratios are undefined; "
-                f"{fallback} (--zero_base {self.config.zero_base})",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+        if self.config.quality_base == "annotated":
+            self._set_base(mean_nonzero(object_scores), f"the annotated frame {frame}")
+        else:
+            self.base_score = None
+            self.base_pending = True
 
     def quality(self, object_scores: Sequence[float]) -> float:
         """Normalised quality of a frame from its objects' QAM scores."""
         if self.base_score is None:
-            raise RuntimeError("annotate() must be called before frames are judged")
+            raise RuntimeError("annotate() (and, with quality_base first_propagated, consider()) must come first")
         if self.base_score == 0:
             return 1.0 if self.config.zero_base == "frequency" else 0.0
-        return mean_nonzero(object_scores) / self.base_score
+        return mean_scores(object_scores, self.config.quality_mean) / self.base_score
 
     def consider(self, frame: int, object_scores: Sequence[float]) -> Decision:
         """Judge a memorised (non-annotated) frame: admit it, maybe evicting another."""
+        if self.last_admitted is None:
+            raise RuntimeError("annotate() must be called before frames are judged")
+        if self.base_pending:
+            self.base_pending = False
+            self._set_base(mean_scores(object_scores, self.config.quality_mean), f"the first propagated frame {frame}")
         q = self.quality(object_scores)
-        assert self.last_admitted is not None
         if frame - self.last_admitted < self.config.mem_freq or not self._passes(q):
             return Decision(admitted=False, quality=q)
         self.admissions += 1
@@ -141,6 +180,19 @@ class QualityAwareMemory:
         return Decision(admitted=True, evicted=evicted, quality=q)
 
     # ------------------------------------------------------------------ helpers
+    def _set_base(self, base: float, where: str) -> None:
+        """Set the base score; an all-zero base is warned about once (ratios are undefined)."""
+        self.base_score = base
+        if base == 0 and not self.warned_zero_base:
+            self.warned_zero_base = True
+            fallback = "nothing will be admitted" if self.config.zero_base == "none" else "admitting by frequency only"
+            warnings.warn(
+                f"QAM scores of {where} are all zero, so quality ratios are undefined; "
+                f"{fallback} (--zero_base {self.config.zero_base})",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
     def _passes(self, q: float) -> bool:
         if self.config.policy != "qdmn":
             return self.config.policy != "first_prev"

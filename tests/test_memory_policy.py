@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from model.memory_policy import MemoryConfig, QualityAwareMemory, mean_nonzero
+from model.memory_policy import DAVIS_MEMORY, YOUTUBE_MEMORY, MemoryConfig, QualityAwareMemory, mean_nonzero
 
 
 def started(config: MemoryConfig, base=(0.8, 0.8)) -> QualityAwareMemory:
@@ -15,12 +15,54 @@ def started(config: MemoryConfig, base=(0.8, 0.8)) -> QualityAwareMemory:
 
 
 def test_quality_is_normalised_by_the_base_score():
-    memory = started(MemoryConfig(), base=(0.5, 0.0, 0.7))  # zero scores are ignored
+    memory = started(MemoryConfig(), base=(0.5, 0.0, 0.7))  # zero scores of the base are ignored
     assert memory.base_score == pytest.approx(0.6)
     assert memory.quality([0.3, 0.3]) == pytest.approx(0.5)
-    assert memory.quality([0.0, 0.6]) == pytest.approx(1.0)
+    assert memory.quality([0.0, 0.6]) == pytest.approx(0.5)  # default: all objects count
     assert memory.quality([0.0, 0.0]) == 0.0
     assert mean_nonzero([]) == 0.0
+
+
+def test_script_defaults_are_the_official_cores_at_head():
+    assert (DAVIS_MEMORY.quality_mean, DAVIS_MEMORY.quality_base, DAVIS_MEMORY.threshold) == ("all", "annotated", 0.8)
+    assert (YOUTUBE_MEMORY.quality_mean, YOUTUBE_MEMORY.quality_base, YOUTUBE_MEMORY.threshold) == (
+        "nonzero",
+        "first_propagated",
+        0.75,
+    )
+
+
+def test_davis_head_rule_keeps_out_a_frame_with_a_lost_object():
+    # Base [0.9, 0.9], frame [0.9, 0.0]: HEAD DAVIS quality 0.5 (refused); the non-zero rule gives 1.0.
+    head = started(DAVIS_MEMORY, base=(0.9, 0.9))
+    decision = head.consider(5, [0.9, 0.0])
+    assert decision.quality == pytest.approx(0.5) and not decision.admitted
+    previous = started(MemoryConfig(quality_mean="nonzero"), base=(0.9, 0.9))
+    decision = previous.consider(5, [0.9, 0.0])
+    assert decision.quality == pytest.approx(1.0) and decision.admitted
+
+
+def test_youtube_head_rule_divides_by_the_first_propagated_frame():
+    memory = QualityAwareMemory(MemoryConfig(mem_freq=5, threshold=0.75, quality_mean="nonzero", quality_base="first_propagated"))
+    memory.annotate(0, [0.9, 0.9])  # the annotated frame's scores are not the base
+    assert memory.base_score is None
+    first = memory.consider(1, [0.4, 0.0])  # sets the base: non-zero mean 0.4
+    assert memory.base_score == pytest.approx(0.4) and first.quality == pytest.approx(1.0) and not first.admitted
+    decision = memory.consider(5, [0.32, 0.0])
+    assert decision.quality == pytest.approx(0.8) and decision.admitted  # 0.8 > 0.75 and 5 - 0 >= 5
+    assert not memory.consider(10, [0.29, 0.0]).admitted  # 0.725 <= 0.75
+    # A new annotation starts a new pass: the next judged frame sets a new base.
+    memory.annotate(12, [0.1])
+    assert memory.consider(13, [0.2, 0.2]).quality == pytest.approx(1.0) and memory.base_score == pytest.approx(0.2)
+    assert memory.consider(17, [0.16, 0.0]).quality == pytest.approx(0.8)
+
+
+def test_first_propagated_zero_base_is_guarded():
+    memory = QualityAwareMemory(MemoryConfig(mem_freq=1, quality_mean="nonzero", quality_base="first_propagated"))
+    memory.annotate(0, [0.9])
+    with pytest.warns(RuntimeWarning, match="first propagated frame 1 are all zero"):
+        decision = memory.consider(1, [0.0, 0.0])
+    assert decision.quality == 0.0 and not any(memory.consider(f, [0.9, 0.9]).admitted for f in range(2, 20))
 
 
 def test_admission_needs_both_frequency_and_quality():
@@ -132,7 +174,9 @@ def test_later_annotation_is_permanent_and_keeps_bookkeeping():
     assert memory.permanent == [0, 2] and len(memory.entries) <= 2
 
 
-@pytest.mark.parametrize("bad", [dict(mem_freq=0), dict(capacity=-1), dict(zero_base="x")])
+@pytest.mark.parametrize(
+    "bad", [dict(mem_freq=0), dict(capacity=-1), dict(zero_base="x"), dict(quality_mean="max"), dict(quality_base="last")]
+)
 def test_config_validation(bad):
     with pytest.raises(ValueError):
         MemoryConfig(**bad)

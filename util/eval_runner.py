@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from datasets.video_source import VideoSource
 from inference_core import InferenceCore, amp_dtype
 from model.config import QAM_ACTIVATIONS
-from model.memory_policy import POLICIES, ZERO_BASE_CHOICES, MemoryConfig
+from model.memory_policy import POLICIES, QUALITY_BASES, QUALITY_MEANS, ZERO_BASE_CHOICES, MemoryConfig
 from model.network import DEFAULT_KM_SIGMA, DEFAULT_TOP_K, QDMN
 from util.checkpoint import check_state_dict, load_weights
 from util.errors import UserError
@@ -55,6 +55,20 @@ def add_eval_args(
         choices=ZERO_BASE_CHOICES,
         default=memory.zero_base,
         help="behaviour when the annotated frame's QAM scores are all zero",
+    )
+    parser.add_argument(
+        "--quality_mean",
+        choices=QUALITY_MEANS,
+        default=memory.quality_mean,
+        help="a frame's quality averages the QAM scores of all objects or only the non-zero ones "
+        "(default: this dataset's official core at HEAD)",
+    )
+    parser.add_argument(
+        "--quality_base",
+        choices=QUALITY_BASES,
+        default=memory.quality_base,
+        help="the quality is divided by the annotated frame's non-zero mean or by the first propagated frame's mean "
+        "(default: this dataset's official core at HEAD)",
     )
     parser.add_argument(
         "--qam_activation",
@@ -89,7 +103,13 @@ def resolve_device(name: Optional[str]) -> torch.device:
 def memory_config(args: argparse.Namespace) -> MemoryConfig:
     try:
         return MemoryConfig(
-            mem_freq=args.mem_freq, threshold=args.threshold, capacity=args.capacity, zero_base=args.zero_base, policy=args.memory_policy
+            mem_freq=args.mem_freq,
+            threshold=args.threshold,
+            capacity=args.capacity,
+            zero_base=args.zero_base,
+            policy=args.memory_policy,
+            quality_mean=args.quality_mean,
+            quality_base=args.quality_base,
         )
     except ValueError as e:
         raise UserError(str(e)) from None
