@@ -22,6 +22,7 @@ import torch
 from model.aggregate import aggregate_wbg
 from model.memory_policy import Decision, MemoryConfig, QualityAwareMemory
 from model.network import QDMN
+from util.hardware import amp_dtype
 from util.tensor_util import Pad, pad_divide_by, unpad
 
 
@@ -35,11 +36,6 @@ class MemoryFrame:
     @property
     def num_objects(self) -> int:
         return self.key.shape[0]
-
-
-def amp_dtype(device: torch.device) -> torch.dtype:
-    """The mixed-precision type: float16 on CUDA, bfloat16 elsewhere."""
-    return torch.float16 if device.type == "cuda" else torch.bfloat16
 
 
 @dataclass

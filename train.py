@@ -43,6 +43,7 @@ from model.network import QDMN
 from model.resnet import find_imagenet_weights
 from util.checkpoint import safe_load
 from util.errors import UserError, exit_on_user_error
+from util.hardware import training_parallelism
 from util.hyper_para import parse_args
 from util.logger import TensorboardLogger
 
@@ -206,12 +207,8 @@ def init_worker(worker_id: int, rank: int = 0) -> None:
     random.seed(seed)
 
 
-def default_workers(env: DistEnv) -> int:
-    return max(0, min(8, (os.cpu_count() or 1) // env.world_size))
-
-
 def make_loader(dataset: SeededDataset, sampler: ResumableSampler, args, env: DistEnv) -> DataLoader:
-    workers = default_workers(env) if args.num_workers is None else args.num_workers
+    workers, _ = training_parallelism(env.device.type, args.num_workers, args.threads)
     return DataLoader(
         dataset,
         args.batch_size,
@@ -381,7 +378,9 @@ def train(args, env: DistEnv, config: ModelConfig, data: StageData, resume, netw
     if args.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.deterministic = True
-    log(f"I am rank {env.rank} in this world of size {env.world_size}, on {env.device}")
+    workers, threads = training_parallelism(env.device.type, args.num_workers, args.threads)
+    torch.set_num_threads(threads)
+    log(f"I am rank {env.rank} in this world of size {env.world_size}, on {env.device} ({threads} threads, {workers} data workers)")
 
     long_id = broadcast_run_id(run_id(args), env)
     logger = save_path = None

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -43,8 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=20, help="video length (ignored with --lengths)")
     p.add_argument("--lengths", default=None, help="comma-separated lengths to compare peak memory, e.g. 100,2000")
     p.add_argument("--device", default=None, help="cpu, cuda... (default: cuda when available)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--amp", action="store_true", help="mixed precision (float16 on CUDA, bfloat16 on CPU)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the CPUs this process may use)")
+    p.add_argument("--amp", action="store_true", help="mixed precision (float16 on CUDA; bfloat16 on a CPU with native bfloat16)")
+    p.add_argument("--force_amp", action="store_true", help="with --amp: bfloat16 even on a CPU without native bfloat16")
     p.add_argument("--official_kernels", action="store_true", help="NCHW and the dense top-k readout (the straightforward path)")
     p.add_argument("--flop_frames", type=int, default=3, help="frames whose FLOPs are counted (0: skip)")
     p.add_argument("--seed", type=int, default=0)
@@ -76,31 +76,20 @@ def write_video(root: Path, frames: int, height: int, width: int, objects: int, 
     return root
 
 
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else what the platform module knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 # ----------------------------------------------------------------------------- child
 def measure(data: Path, args: argparse.Namespace) -> dict:
     """Run the real evaluation loop on ``data``; return timings and memory (child process)."""
     from datasets.video_source import ImageFolderFrames, VideoSource
-    from inference_core import amp_dtype
     from model.memory_policy import DAVIS_MEMORY
     from scripts.make_random_checkpoint import random_network
     from util.eval_runner import prepare_network, resolve_device, run_evaluation, write_palette
+    from util.hardware import amp_dtype, cpu_model, effective_amp, native_cpu_bfloat16, set_threads, torch_cpu_capability
     from util.image_io import list_images
     from util.profiling import StageTimer, measure_matmul_gflops, peak_rss_mib
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     device = resolve_device(args.device)
+    args.amp = effective_amp(device, args.amp, args.force_amp)
     network = prepare_network(random_network(args.config, args.seed, "sigmoid"), device, args.official_kernels, args.amp)
     timer = StageTimer(device)
     timer.instrument(network)
@@ -138,14 +127,20 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
         "peak_rss_mib": peak_rss_mib(),
         "peak_cuda_mib": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
+        "cpu_capability": torch_cpu_capability(),
+        "native_bfloat16": native_cpu_bfloat16(),
         "threads": torch.get_num_threads(),
         "precision": str(amp_dtype(device) if args.amp else torch.float32).removeprefix("torch."),
         "kernels": "official" if args.official_kernels else "fast",
     }
     if args.flop_frames > 0:
         result["gflop_per_frame"] = count_gflops(network, video, device, args.flop_frames, args.amp)
-        result["matmul_peak_gflops"] = measure_matmul_gflops(device, amp_dtype(device) if args.amp else torch.float32)
+        dtype = amp_dtype(device) if args.amp else torch.float32
+        # Emulated bfloat16 (no native instructions) takes ~76 s per 2048^2 matmul: measure a small one there.
+        emulated = device.type == "cpu" and dtype == torch.bfloat16 and not native_cpu_bfloat16()
+        result["matmul_peak_gflops"] = measure_matmul_gflops(device, dtype, n=256 if emulated else 2048)
+        result["matmul_size"] = 256 if emulated else 2048
         achieved = result["gflop_per_frame"] * result["fps"]
         result["achieved_gflops"] = achieved
         result["share_of_matmul_peak"] = achieved / result["matmul_peak_gflops"]
@@ -178,7 +173,8 @@ def count_gflops(network, video, device: torch.device, frames: int, amp: bool = 
 def run_child(data: Path, args: argparse.Namespace) -> dict:
     argv = [sys.executable, __file__, "--child", str(data), "--config", args.config, "--seed", str(args.seed)]
     argv += ["--flop_frames", str(args.flop_frames)]
-    argv += [flag for flag, on in (("--amp", args.amp), ("--official_kernels", args.official_kernels)) if on]
+    flags = (("--amp", args.amp), ("--force_amp", args.force_amp), ("--official_kernels", args.official_kernels))
+    argv += [flag for flag, on in flags if on]
     if args.device:
         argv += ["--device", args.device]
     if args.threads:
@@ -186,6 +182,9 @@ def run_child(data: Path, args: argparse.Namespace) -> dict:
     proc = subprocess.run(argv, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child failed:\n{proc.stderr[-3000:]}")
+    for line in proc.stderr.splitlines():
+        if line.startswith("warning:"):
+            print(line, file=sys.stderr)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -197,7 +196,10 @@ def whole_video_estimate_mib(frames: int, height: int, width: int, objects: int)
 
 def markdown(results: list[dict], args: argparse.Namespace) -> str:
     head = f"{args.config} model, {args.height}x{args.width}, {args.objects} objects, device {results[0]['device']}"
-    head += f" ({results[0]['device_name']}, {results[0]['threads']} threads), {results[0]['precision']}, {results[0]['kernels']} kernels"
+    first = results[0]
+    bf16 = "native" if first["native_bfloat16"] else "no native"
+    cpu = f", {first['cpu_capability']}, {bf16} bfloat16" if first["device"] == "cpu" else ""
+    head += f" ({first['device_name']}{cpu}, {first['threads']} threads), {first['precision']}, {first['kernels']} kernels"
     lines = [f"**{head}**", ""]
     lines.append("| frames | FPS | peak RSS (MiB) | peak CUDA (MiB) | GFLOP/frame | achieved GFLOP/s | matmul peak GFLOP/s | share |")
     lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|")

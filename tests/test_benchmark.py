@@ -3,6 +3,7 @@
 import json
 
 from tests.test_eval_cli import run
+from util.hardware import NATIVE_BF16_ENV
 
 
 def test_benchmark_tiny(tmp_path):
@@ -39,9 +40,23 @@ def test_benchmark_tiny(tmp_path):
     assert "Peak RSS ratio 5 / 3 frames" in table and "| 5 |" in table
 
 
-def test_benchmark_tiny_amp_with_flops(tmp_path):
+def _amp_run(tmp_path, *flags: str, native: str) -> tuple[dict, str]:
     out_json = tmp_path / "b.json"
-    run("scripts/benchmark.py", "--config", "lite", "--height", "32", "--width", "48", "--frames", "3", "--flop_frames", "1",
-        "--device", "cpu", "--amp", "--json", str(out_json), "--markdown", str(tmp_path / "b.md"))
-    result = json.loads(out_json.read_text())["results"][0]
+    proc = run("scripts/benchmark.py", "--config", "lite", "--height", "32", "--width", "48", "--frames", "3", "--flop_frames", "1",
+               "--device", "cpu", "--amp", *flags, "--json", str(out_json), "--markdown", str(tmp_path / "b.md"),
+               env={NATIVE_BF16_ENV: native})
+    return json.loads(out_json.read_text())["results"][0], proc.stderr
+
+
+def test_benchmark_amp_without_native_bfloat16_runs_float32_with_one_warning(tmp_path):
+    result, stderr = _amp_run(tmp_path, native="0")
+    assert result["precision"] == "float32" and result["native_bfloat16"] is False
+    assert result["matmul_size"] == 2048 and result["cpu_capability"]
+    assert len([line for line in stderr.splitlines() if "--amp ignored" in line]) == 1
+
+
+def test_benchmark_forced_amp_sizes_the_emulated_matmul_down(tmp_path):
+    """On a CPU without native bfloat16 a 2048^2 bfloat16 matmul takes over a minute: the peak uses a small one."""
+    result, _ = _amp_run(tmp_path, "--force_amp", native="0")
     assert result["precision"] == "bfloat16" and result["kernels"] == "fast" and result["gflop_per_frame"] > 0
+    assert result["matmul_size"] == 256

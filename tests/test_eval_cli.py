@@ -1,5 +1,6 @@
 """Integration: the real eval command lines on generated data with a random checkpoint."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,10 @@ from util.palette import davis_palette
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+def run(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a script of the repository; ``env`` adds to (or overrides) the environment."""
+    full_env = {**os.environ, **env} if env else None
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600, env=full_env)
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

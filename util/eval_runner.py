@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import shutil
 import sys
 import time
 import zipfile
@@ -24,13 +23,28 @@ import torch
 import torch.nn.functional as F
 
 from datasets.video_source import VideoSource
-from inference_core import InferenceCore, amp_dtype
+from inference_core import InferenceCore
 from model.config import QAM_ACTIVATIONS
 from model.memory_policy import POLICIES, QUALITY_BASES, QUALITY_MEANS, ZERO_BASE_CHOICES, MemoryConfig
 from model.network import DEFAULT_KM_SIGMA, DEFAULT_TOP_K, QDMN
+from util.arg_types import finite_float, non_negative_int, positive_int
 from util.checkpoint import check_state_dict, load_weights
 from util.errors import UserError
+from util.hardware import amp_dtype, effective_amp, set_threads
 from util.image_io import mask_palette, save_gray_png, save_palette_png
+from util.output_safety import (
+    archive_path,
+    check_archive_replaceable,
+    check_output_location,
+    check_plain_name,
+    check_video_outputs,
+    fresh_partial,
+    is_complete,
+    lock_output,
+    mark_complete,
+    publish,
+    zip_comment,
+)
 from util.profiling import peak_rss_mib
 from util.streaming import AsyncWriter, prefetch
 
@@ -46,10 +60,11 @@ def add_eval_args(
     parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu... (default: cuda when available)")
     parser.add_argument("--use_km", action="store_true", help="kernelised memory read (KMN Gaussian, sigma 5.6)")
     parser.add_argument("--no_top", action="store_true", help="full softmax instead of top-k")
-    parser.add_argument("--top_k", type=int, default=DEFAULT_TOP_K, help="affinities kept per query position")
-    parser.add_argument("--mem_freq", type=int, default=memory.mem_freq, help="minimum gap between admitted frames")
-    parser.add_argument("--threshold", type=float, default=memory.threshold, help="normalised quality needed for admission")
-    parser.add_argument("--capacity", type=int, default=memory.capacity, help="eviction starts when the bank holds more entries")
+    parser.add_argument("--top_k", type=positive_int, default=DEFAULT_TOP_K, help="affinities kept per query position")
+    parser.add_argument("--mem_freq", type=positive_int, default=memory.mem_freq, help="minimum gap between admitted frames")
+    parser.add_argument("--threshold", type=finite_float(), default=memory.threshold, help="normalised quality needed for admission")
+    parser.add_argument("--capacity", type=non_negative_int, default=memory.capacity,
+                        help="eviction starts when the bank holds more entries")
     parser.add_argument(
         "--zero_base",
         choices=ZERO_BASE_CHOICES,
@@ -77,7 +92,11 @@ def add_eval_args(
         help="override the QAM activation of a bare state dict (default: relu, as released)",
     )
     parser.add_argument("--overwrite", action="store_true", help="redo videos whose output folder is already complete")
-    parser.add_argument("--amp", action="store_true", help="mixed precision: float16 on CUDA, bfloat16 on CPU")
+    parser.add_argument("--amp", action="store_true",
+                        help="mixed precision: float16 on CUDA, bfloat16 on a CPU with native bfloat16 (elsewhere float32, with a warning)")
+    parser.add_argument("--force_amp", action="store_true", help="with --amp: bfloat16 even on a CPU without native bfloat16 (slow)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for the network (default: the CPUs this process may use; 1 when the machine is shared)")
     parser.add_argument(
         "--official_kernels",
         action="store_true",
@@ -97,7 +116,21 @@ def resolve_device(name: Optional[str]) -> torch.device:
         raise UserError(f"--device {name}: not a device name; use cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    check_device_available(device, name)
     return device
+
+
+def check_device_available(device: torch.device, name: str) -> None:
+    """A UserError unless ``device`` exists here (cuda:7 on a 1-GPU machine, mps or xpu without the backend)."""
+    if device.type == "cpu":
+        return
+    backend = {"cuda": torch.cuda, "mps": getattr(torch.backends, "mps", None), "xpu": getattr(torch, "xpu", None)}.get(device.type)
+    available = backend is not None and backend.is_available()
+    count = (torch.cuda.device_count() if device.type == "cuda" else 1) if available else 0
+    if not available:
+        raise UserError(f"--device {name}: the {device.type} backend is not available on this machine; use --device cpu")
+    if device.index is not None and device.type == "cuda" and device.index >= count:
+        raise UserError(f"--device {name}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
 
 
 def memory_config(args: argparse.Namespace) -> MemoryConfig:
@@ -219,7 +252,9 @@ def run_evaluation(
     background thread while the next frames are computed.
     """
     videos = list(videos)
-    todo = [v for v in videos if overwrite or not (output / v.name).is_dir()]
+    lock_output(output)
+    check_video_outputs(output, [check_plain_name(v.name, "video name") for v in videos])
+    todo = [v for v in videos if overwrite or not is_complete(output / v.name)]
     if len(todo) < len(videos):
         print(f"skipping {len(videos) - len(todo)} complete video(s) already in {output} (--overwrite redoes them)")
     stats = RunStats()
@@ -231,13 +266,15 @@ def run_evaluation(
         for video in todo:
             start = time.perf_counter()
             partial = output / f".{video.name}.partial"
-            shutil.rmtree(partial, ignore_errors=True)
-            partial.mkdir(parents=True)
+            fresh_partial(partial)
+            written = 0
             for t, ids in propagate(network, memory, video, device, amp=amp, stats=stats):
-                io.submit(functools.partial(writer, partial / video.output_name(t), ids, video))
+                io.submit(functools.partial(write_mask, writer, partial / video.output_name(t), ids, video))
                 stats.frames += 1
+                written += 1
                 bar.update(min(total, done + t + 1), video=video.name)
             io.flush()
+            mark_complete(partial, written)
             publish(partial, output / video.name)
             done += len(video)
             stats.videos += 1
@@ -245,37 +282,44 @@ def run_evaluation(
     return stats
 
 
-def publish(partial: Path, final: Path) -> None:
-    """Replace ``final`` by the complete ``partial`` folder; the old one goes only after."""
-    if final.exists():
-        old = final.with_name(f".{final.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
-        partial.rename(final)
-        shutil.rmtree(old)
-    else:
-        partial.rename(final)
+def write_mask(writer: MaskWriter, path: Path, ids: np.ndarray, video: VideoSource) -> None:
+    """``writer``; a full disk or a permission error is one line naming the file (nothing is published)."""
+    try:
+        writer(path, ids, video)
+    except OSError as e:
+        raise UserError(f"{path}: cannot write ({e.strerror or e}); free disk space or fix the permissions of --output") from None
 
 
 def write_submission_zip(output: Path, videos: Iterable[VideoSource], zip_path: Optional[Path] = None) -> Path:
     """Zip ``Annotations/<video>/<frame>.png`` for the evaluation servers.
 
     Only the frames a server scores are included (``VideoSource.submission_stems``).
+    The archive is ``<output>.zip`` (the folder's full name); an existing archive is
+    replaced only when it was written from the same folder by this project.
     """
-    zip_path = zip_path or output.with_suffix(".zip")
+    zip_path = zip_path or archive_path(output)
+    check_archive_replaceable(zip_path, output)
     tmp = zip_path.with_name(f".{zip_path.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-        for video in videos:
-            for png in sorted((output / video.name).glob("*.png")):
-                if video.submission_stems is None or png.stem in video.submission_stems:
-                    archive.write(png, f"Annotations/{video.name}/{png.name}")
-    os.replace(tmp, zip_path)
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.comment = zip_comment(output)
+            for video in videos:
+                for png in sorted((output / video.name).glob("*.png")):
+                    if video.submission_stems is None or png.stem in video.submission_stems:
+                        archive.write(png, f"Annotations/{video.name}/{png.name}")
+        os.replace(tmp, zip_path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"{zip_path}: cannot write the archive ({e.strerror or e}); free disk space or choose another --output") from None
     return zip_path
 
 
 def evaluate_from_args(args: argparse.Namespace, videos: list[VideoSource], writer: MaskWriter = write_palette) -> Path:
     """What every eval script does once its videos are listed: device, network, run, summary."""
     device = resolve_device(args.device)
+    set_threads(args.threads)
+    args.amp = effective_amp(device, args.amp, args.force_amp)
+    check_output_location(args.output, [p for v in videos for p in v.inputs()] + [args.model])
     network = build_network(args, device)
     output = prepare_output(args.output)
     torch.set_grad_enabled(False)

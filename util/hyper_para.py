@@ -41,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="stages 1/2: crops of --size x this width (a multiple of 16) instead of square, e.g. to match the evaluation frames' shape",
     )
-    data.add_argument("--num_workers", type=int, default=None, help="data-loader processes per GPU (default min(8, CPUs per process))")
+    data.add_argument("--num_workers", type=int, default=None,
+                      help="data-loader processes per rank (default: CUDA min(8, CPUs per rank); CPU a quarter of them, 0 below 4)")
+    data.add_argument("--threads", type=int, default=None,
+                      help="intra-op CPU threads per rank (default: CUDA min(4, CPUs per rank); CPU the CPUs per rank not used by workers)")
 
     train = p.add_argument_group("training")
     train.add_argument("--stage", type=int, default=0, choices=(0, 1, 2), help="0 static images, 1 BL30K, 2 DAVIS + YouTube-VOS")
