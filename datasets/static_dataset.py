@@ -10,6 +10,7 @@ Each sample is three differently augmented copies of one image and its mask
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +28,28 @@ from datasets.transforms import (
     static_sequence_transform,
     to_tensor,
 )
-from util.image_io import load_mask, load_rgb
+from util.image_io import load_rgb
 
 FSS_LAYOUT, FLAT_LAYOUT = 0, 1
 TPS_PROBABILITY = 0.33  # TPS is slow; the official code uses it on a third of the frames
 NUM_FRAMES = 3
+
+
+def read_static_mask(path: str | os.PathLike) -> np.ndarray:
+    """A static set's mask as (H, W) uint8 0/1, read as the official code reads it: any PIL
+    mode (1-bit, palette, L, RGB, RGBA...) through ``convert("L")``, then > 127.
+
+    (The official code binarises after the augmentations, at 0.5 of 255; here before them,
+    so that masks are never interpolated.) A mask with non-zero values that all fall at or
+    below 127 in grey (e.g. a palette 0/1 mask whose colour 1 is dark) becomes empty, as
+    officially; that is warned about.
+    """
+    with Image.open(path) as img:
+        gray = np.array(img.convert("L"))
+    mask = (gray > 127).astype(np.uint8)
+    if not mask.any() and gray.any():
+        warnings.warn(f"{path}: no pixel above 127 after convert('L') (max {int(gray.max())}); the object is empty", stacklevel=2)
+    return mask
 
 
 def list_static_images(root: str | os.PathLike, method: int) -> list[Path]:
@@ -74,7 +92,7 @@ class StaticTransformDataset(Dataset):
     def __getitem__(self, idx: int) -> dict:
         path = self.images[idx]
         image = Image.fromarray(load_rgb(path))
-        mask = (load_mask(path.with_suffix(".png")) > 127).astype(np.uint8)
+        mask = read_static_mask(path.with_suffix(".png"))
         sequence_seed = random_seed()
         frames, masks = zip(*(self._frame(image, mask, sequence_seed) for _ in range(NUM_FRAMES)))
         gt = torch.stack(masks, 0)

@@ -1,9 +1,12 @@
 """Training augmentations (SPEC §3), with torchvision's v2 transforms.
 
 Every geometric transform is called with the image (a PIL image, so that bicubic
-interpolation is available) and its mask (a ``tv_tensors.Mask``, always resampled with
+interpolation is available) and its mask (an :class:`AlignedMask`, always resampled with
 nearest neighbour) in the same call, so both move together. Colour transforms leave
-masks alone.
+masks alone. Resizing resamples masks with the pixel-centre nearest neighbour that PIL
+uses (torchvision's ``NEAREST_EXACT``), as the official PIL pipeline does; torch's
+plain ``nearest`` (floor of ``dst * scale``) shifts masks by up to a pixel against the
+bicubic image (measured in ``tests/test_datasets.py``).
 
 Each clip gets one *sequence* transform, identical for its three frames, and one *pair*
 transform per frame. The sequence transform is made identical by drawing its random
@@ -24,6 +27,7 @@ import torch
 from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
 
 from util.image_io import normalize_image
 
@@ -31,7 +35,31 @@ IM_MEAN = (124, 116, 104)  # ImageNet mean in 0..255, the padding colour of the 
 DEFAULT_SIZE = 384
 BICUBIC = v2.InterpolationMode.BICUBIC
 NEAREST = v2.InterpolationMode.NEAREST
-FILL = {Image.Image: IM_MEAN, tv_tensors.Mask: 0}
+
+
+class AlignedMask(tv_tensors.Mask):
+    """A mask resized with PIL-equivalent nearest neighbour (``NEAREST_EXACT``), not torch's floor-nearest."""
+
+
+def _resize_exact(mask: torch.Tensor, size: list[int], max_size: Optional[int] = None) -> torch.Tensor:
+    plain = mask.as_subclass(torch.Tensor)
+    flat = plain.unsqueeze(0) if plain.ndim < 3 else plain
+    out = TF.resize_image(flat, size=size, interpolation=v2.InterpolationMode.NEAREST_EXACT, max_size=max_size, antialias=False)
+    return out.squeeze(0) if plain.ndim < 3 else out
+
+
+@TF.register_kernel(TF.resize, AlignedMask)
+def _resize_aligned(inpt: AlignedMask, size: list[int], interpolation: Any = None, max_size: Optional[int] = None, **_: Any) -> AlignedMask:
+    return tv_tensors.wrap(_resize_exact(inpt, size, max_size), like=inpt)
+
+
+@TF.register_kernel(TF.resized_crop, AlignedMask)
+def _resized_crop_aligned(inpt: AlignedMask, top: int, left: int, height: int, width: int, size: list[int], **_: Any) -> AlignedMask:
+    cropped = TF.crop_mask(inpt.as_subclass(torch.Tensor), top, left, height, width)
+    return tv_tensors.wrap(_resize_exact(cropped, size), like=inpt)
+
+
+FILL = {Image.Image: IM_MEAN, tv_tensors.Mask: 0, AlignedMask: 0}
 
 
 def static_sequence_transform() -> v2.Compose:
@@ -105,7 +133,7 @@ def apply_shared(transform: Callable[..., Any], seed: int, image: Image.Image, m
 
 def apply(transform: Callable[..., Any], image: Image.Image, mask: np.ndarray) -> tuple[Image.Image, np.ndarray]:
     """Apply a v2 transform to an image and its (H, W) uint8 mask together."""
-    out_image, out_mask = transform(image, tv_tensors.Mask(torch.from_numpy(np.ascontiguousarray(mask))))
+    out_image, out_mask = transform(image, AlignedMask(torch.from_numpy(np.ascontiguousarray(mask))))
     return out_image, out_mask.numpy()
 
 
