@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from util.errors import UserError
-from util.image_io import list_images, load_mask, load_rgb, normalize_image
+from util.image_io import check_unique_stems, list_images, load_mask, load_rgb, mask_mode, normalize_image
 
 VOID_LABEL = 255  # DAVIS marks ambiguous pixels with 255; they are never an object
+MAX_INFERENCE_SIDE = 4096  # a longer inference side is refused (a 2x300 frame at --size 480 would ask for 480x72000)
 
 
 class FrameSequence(Protocol):
@@ -48,6 +49,10 @@ class ImageFolderFrames:
     def stem(self, index: int) -> str:
         return self.paths[index].stem
 
+    def inputs(self) -> list[Path]:
+        """The folders the frames are read from."""
+        return sorted({p.parent for p in self.paths})
+
 
 class VideoFileFrames:
     """Frames of a video file (mp4, avi...) read with OpenCV, named 00000, 00001..."""
@@ -73,16 +78,22 @@ class VideoFileFrames:
 
         capture = cv2.VideoCapture(str(self.path))
         try:
-            for _ in range(self.count):
+            for decoded in range(self.count):
                 ok, bgr = capture.read()
                 if not ok:
-                    return
+                    raise UserError(
+                        f"{self.path}: the header announces {self.count} frames but only {decoded} decode; "
+                        "the file is truncated or damaged: re-encode it or extract its frames to a folder"
+                    )
                 yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         finally:
             capture.release()
 
     def stem(self, index: int) -> str:
         return f"{index:05d}"
+
+    def inputs(self) -> list[Path]:
+        return [self.path]
 
 
 @dataclass
@@ -107,13 +118,20 @@ class VideoSource:
     frames: FrameSequence
     annotation_files: dict[int, Path]  # frame index -> annotation PNG
     single_object: bool = False  # DAVIS 2016: every non-zero label is the one object
-    infer_size: Optional[int] = None  # resize frames to this shorter side for inference
+    infer_size: Optional[int] = None  # resize frames to this shorter side for inference (may upscale)
+    max_short_side: Optional[int] = None  # without infer_size: never upscale, shrink the shorter side to at most this
     palette_from: Optional[Path] = None
     numbered_outputs: bool = False  # DAVIS: 00000.png...; otherwise named like the input frames
     submission_stems: Optional[set[str]] = None  # frames a server scores (None: all written frames)
+    gray_binary_is_one_object: bool = False  # generic videos: a 0/255 (or 0/1) grayscale mask is one object
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    def inputs(self) -> list[Path]:
+        """Every file or folder this video is read from (frames, video file, annotation folders)."""
+        frames = self.frames.inputs() if hasattr(self.frames, "inputs") else []
+        return [*frames, *sorted({p.parent for p in self.annotation_files.values()})]
 
     @property
     def first_annotated(self) -> int:
@@ -131,7 +149,7 @@ class VideoSource:
         target: Optional[tuple[int, int]] = None
         for index, rgb in enumerate(self.frames):
             size = (int(rgb.shape[0]), int(rgb.shape[1]))
-            target = target or self.inference_size(size)
+            target = target or self.checked_inference_size(size, index)
             image = normalize_image(rgb)
             if target != size:
                 # torchvision's Resize(480, BICUBIC) on the normalised tensor, as in the official code
@@ -139,13 +157,34 @@ class VideoSource:
             yield FrameItem(index, image, self.read_annotation(index, size, target), size)
 
     def inference_size(self, size: Sequence[int]) -> tuple[int, int]:
-        """Frame size for inference: the shorter side becomes ``infer_size`` (torchvision rounding)."""
+        """Frame size for inference: the shorter side becomes ``infer_size`` (torchvision rounding).
+
+        Without ``infer_size``, ``max_short_side`` only ever shrinks: the shorter side
+        becomes ``min(native, max_short_side)``.
+        """
         h, w = int(size[0]), int(size[1])
-        if self.infer_size is None or self.infer_size <= 0 or min(h, w) == self.infer_size:
+        if self.infer_size is not None and self.infer_size > 0:
+            short = self.infer_size
+        elif self.max_short_side is not None and self.max_short_side > 0:
+            short = min(h, w, self.max_short_side)
+        else:
+            return h, w
+        if min(h, w) == short:
             return h, w
         if h <= w:
-            return self.infer_size, int(self.infer_size * w / h)
-        return int(self.infer_size * h / w), self.infer_size
+            return short, int(short * w / h)
+        return int(short * h / w), short
+
+    def checked_inference_size(self, size: Sequence[int], index: int) -> tuple[int, int]:
+        """:meth:`inference_size`, refused when its long side exceeds :data:`MAX_INFERENCE_SIDE`."""
+        target = self.inference_size(size)
+        if max(target) > MAX_INFERENCE_SIDE:
+            hint = "pass a smaller --size" if self.infer_size and self.infer_size > 0 else "resize the video"
+            raise UserError(
+                f"{self.name}/{self.frames.stem(index)}: a {size[1]}x{size[0]} frame would be segmented at {target[1]}x{target[0]}, "
+                f"longer than {MAX_INFERENCE_SIDE} px; {hint} (--size -1 keeps the native size)"
+            )
+        return target
 
     def read_annotation(self, index: int, frame_size: tuple[int, int], target: Optional[tuple[int, int]] = None) -> Optional[Annotation]:
         """Objects annotated on this frame (void 255 excluded), as masks at ``target`` size."""
@@ -153,6 +192,8 @@ class VideoSource:
         if path is None:
             return None
         ids = load_mask(path)
+        if self.gray_binary_is_one_object:
+            ids = self.gray_binary_as_one_object(path, ids)
         if ids.shape != frame_size:
             raise UserError(
                 f"{path}: annotation is {ids.shape[1]}x{ids.shape[0]} but its frame is "
@@ -170,6 +211,18 @@ class VideoSource:
         return Annotation(masks, labels)
 
 
+    def gray_binary_as_one_object(self, path: Path, ids: np.ndarray) -> np.ndarray:
+        """A grayscale (non-palette) 0/255 or 0/1 mask is one object (id 1), said once per video."""
+        values = set(np.unique(ids).tolist())
+        if values <= {0} or not (values <= {0, VOID_LABEL} or values <= {0, 1}) or mask_mode(path) == "P":
+            return ids
+        if not getattr(self, "_said_binary", False):
+            print(f"{path}: grayscale {'0/255' if VOID_LABEL in values else '0/1'} mask: one object (id 1); "
+                  "use palette PNGs for several objects or void")
+            self._said_binary = True
+        return (ids > 0).astype(np.uint8)
+
+
 def check_sequence_folder(folder: Path, what: str = "sequence folder") -> list[Path]:
     """The JPEG/PNG frames of a folder, or a UserError naming it."""
     if not folder.is_dir():
@@ -177,4 +230,4 @@ def check_sequence_folder(folder: Path, what: str = "sequence folder") -> list[P
     frames = list_images(folder)
     if not frames:
         raise UserError(f"{folder}: {what} holds no frames (.jpg/.png); re-extract the dataset")
-    return frames
+    return check_unique_stems(frames)

@@ -324,7 +324,10 @@ class QDMNTrainer:
             print("Saving has been disabled.", flush=True)
             return None
         weights = Path(f"{self.save_path}_{it}.pth")
-        atomic_save(weights_payload(self.net, self.config), weights)
+        hyper = checkpoint.get("hyperparameters") or {}
+        size = hyper.get("size")
+        train_size = (size, hyper.get("crop_width") or size) if isinstance(size, int) else None
+        atomic_save(weights_payload(self.net, self.config, train_size), weights)
         print(f"Model saved to {weights}.", flush=True)
         path = Path(f"{self.save_path}_checkpoint.pth")
         atomic_save(checkpoint, path)

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -59,6 +60,46 @@ def test_demo_on_a_given_video_with_ground_truth(clip, tmp_path):
                 "--model", str(ckpt), "--output", str(tmp_path), check=True)
     assert len(list((tmp_path / "frames").glob("*.png"))) == 4
     assert "J&F " in proc.stdout
+
+
+def test_demo_ground_truth_folder_of_any_name_and_side_by_side_overlay(clip, tmp_path):
+    root, ckpt = clip
+    truth = tmp_path / "truth"  # not named like the video
+    truth.mkdir()
+    for png in (root / "gt" / "frames").iterdir():
+        (truth / png.name).write_bytes(png.read_bytes())
+    proc = demo("--video", str(root / "frames"), "--masks", str(root / "masks"), "--gt", str(truth),
+                "--model", str(ckpt), "--output", str(tmp_path / "o"), check=True)
+    assert f"against {truth}" in proc.stdout
+    capture = cv2.VideoCapture(str(tmp_path / "o" / "frames_overlay.mp4"))
+    assert capture.get(cv2.CAP_PROP_FRAME_WIDTH) == 2 * 64 + 4  # ground truth | prediction
+    capture.release()
+
+
+def test_demo_ground_truth_is_checked_before_inference(clip, tmp_path):
+    root, ckpt = clip
+    stray = tmp_path / "truth"
+    stray.mkdir()
+    for t in range(3):
+        save_mask(stray / f"frame{t}.png", np.zeros((48, 64), np.uint8))
+    out = tmp_path / "o"
+    proc = demo("--video", str(root / "frames"), "--masks", str(root / "masks"), "--gt", str(stray), "--model", str(ckpt),
+                "--output", str(out))
+    assert_one_line_error(proc, "frame0.png", "name each mask like its frame")
+    assert not out.exists()  # refused before anything ran or was written
+
+
+def test_demo_amp_without_native_bfloat16_runs_float32_with_one_warning(clip, tmp_path):
+    """As on an AVX2-only CPU (PyTorch kept off its AVX-512 kernels): --amp gives the float32 masks and one warning line."""
+    root, ckpt = clip
+    video = ["--video", str(root / "frames"), "--masks", str(root / "masks"), "--model", str(ckpt)]
+    avx2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    amp = run("demo.py", *video, "--amp", "--output", str(tmp_path / "amp"), env=avx2)
+    run("demo.py", *video, "--output", str(tmp_path / "fp32"), env=avx2)
+    warnings = [line for line in amp.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "--amp ignored" in warnings[0] and "AVX2" in warnings[0]
+    for png in sorted((tmp_path / "fp32" / "frames").glob("*.png")):
+        assert (tmp_path / "amp" / "frames" / png.name).read_bytes() == png.read_bytes()
 
 
 def test_demo_bad_inputs(clip, tmp_path):

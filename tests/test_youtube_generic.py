@@ -90,6 +90,16 @@ def test_youtube_resize_follows_torchvision():
     assert VideoSource("v", frames=None, annotation_files={}).inference_size((33, 50)) == (33, 50)  # type: ignore[arg-type]
 
 
+def test_generic_default_size_never_upscales_and_caps_at_480():
+    video = VideoSource("v", frames=None, annotation_files={}, max_short_side=480)  # type: ignore[arg-type]
+    assert video.inference_size((240, 432)) == (240, 432)  # the demonstration model's own frames stay native
+    assert video.inference_size((48, 64)) == (48, 64)
+    assert video.inference_size((1080, 1920)) == (480, 853)
+    assert video.inference_size((1920, 1080)) == (853, 480)
+    exact = VideoSource("v", frames=None, annotation_files={}, infer_size=480, max_short_side=480)  # type: ignore[arg-type]
+    assert exact.inference_size((240, 432)) == (480, 864)  # an explicit --size may upscale, as the official code
+
+
 def test_late_object_with_evictions_keeps_memory_bounded(youtube):
     """Second object at frame 10, at least 3 evictions, annotated frames never evicted."""
     torch.manual_seed(0)

@@ -16,12 +16,13 @@ import os
 import pickle
 import tempfile
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 
-from model.config import ModelConfig, infer_config
+from model.config import BACKBONE_CHANNELS, OFFICIAL, QAM_ACTIVATIONS, ModelConfig, infer_config
 from util.errors import UserError
 
 WEIGHTS_FORMAT = "qdmn-weights"
@@ -70,13 +71,13 @@ def extract_weights(obj: Any, path: str | os.PathLike, qam_activation: Optional[
     """The network state dict and configuration of a weights file (not a training checkpoint)."""
     what = describe(obj)
     if isinstance(obj, Mapping) and obj.get("format") == WEIGHTS_FORMAT:
-        state, config = dict(obj["network"]), ModelConfig.from_dict(obj["config"])
+        state, config = check_finite(weights_network(obj, path), path), weights_config(obj, path)
         if qam_activation is not None:
             config = config.with_(qam_activation=qam_activation)
         return state, config
     if what == "a QDMN state dict":
         state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-        state = {k.removeprefix("module."): v for k, v in state.items()}
+        state = check_finite({k.removeprefix("module."): v for k, v in state.items()}, path)
         try:
             return state, infer_config(state, qam_activation or "relu")
         except KeyError as e:
@@ -87,6 +88,49 @@ def extract_weights(obj: Any, path: str | os.PathLike, qam_activation: Optional[
             "(<id>_<it>.pth), or train.py --load_model to resume training"
         )
     raise UserError(f"{path}: this is {what}; a QDMN weights file was expected")
+
+
+def weights_network(obj: Mapping, path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The ``network`` entry of a weights file: a mapping of names to tensors, or a UserError."""
+    network = obj.get("network")
+    if not isinstance(network, Mapping) or not all(isinstance(v, torch.Tensor) for v in network.values()):
+        raise UserError(f"{path}: the weights file's 'network' entry is missing or not a state dict; the file is damaged")
+    return dict(network)
+
+
+def weights_config(obj: Mapping, path: str | os.PathLike) -> ModelConfig:
+    """The ``config`` entry of a weights file as a :class:`ModelConfig`, or a UserError naming the problem."""
+    raw = obj.get("config")
+    if not isinstance(raw, Mapping):
+        raise UserError(f"{path}: the weights file has no valid 'config' entry ({type(raw).__name__}); the file is damaged")
+    try:
+        config = ModelConfig.from_dict(raw)
+    except (TypeError, ValueError, KeyError) as e:
+        raise UserError(f"{path}: the weights file's 'config' is malformed ({e}); the file is damaged") from None
+    for field in fields(ModelConfig):
+        value = getattr(config, field.name)
+        if not _valid_field(field.name, value, getattr(OFFICIAL, field.name)):
+            raise UserError(f"{path}: the weights file's 'config' has an invalid {field.name} ({value!r}); the file is damaged")
+    return config
+
+
+def _valid_field(name: str, value: Any, official: Any) -> bool:
+    """A configuration value of the official value's type: positive sizes, a known backbone and activation."""
+    if type(value) is not type(official):
+        return False
+    if isinstance(value, tuple):
+        return len(value) == len(official) and all(type(v) is int and v > 0 for v in value)
+    if type(value) is int:
+        return value > 0
+    return {"backbone": BACKBONE_CHANNELS, "qam_activation": QAM_ACTIVATIONS}.get(name, (value,)).__contains__(value)
+
+
+def check_finite(state: dict[str, torch.Tensor], path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """``state`` unless a floating tensor holds NaN or infinity (named: the first one)."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise UserError(f"{path}: tensor {name} holds NaN or infinite values; these weights would segment nothing, use another file")
+    return state
 
 
 def load_weights(path: str | os.PathLike, qam_activation: Optional[str] = None) -> tuple[dict[str, torch.Tensor], ModelConfig]:
@@ -128,6 +172,18 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         raise
 
 
-def weights_payload(model: torch.nn.Module, config: ModelConfig) -> dict[str, Any]:
+def weights_payload(model: torch.nn.Module, config: ModelConfig, train_size: Optional[tuple[int, int]] = None) -> dict[str, Any]:
+    """This project's weights file; ``train_size`` (height, width) records the frames the model was trained on."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return {"format": WEIGHTS_FORMAT, "network": state, "config": config.to_dict()}
+    payload: dict[str, Any] = {"format": WEIGHTS_FORMAT, "network": state, "config": config.to_dict()}
+    if train_size is not None:
+        payload["train_size"] = [int(train_size[0]), int(train_size[1])]
+    return payload
+
+
+def trained_frame_size(obj: Any) -> Optional[tuple[int, int]]:
+    """(height, width) of the training frames a weights file records; None when it does not (bare state dicts)."""
+    size = obj.get("train_size") if isinstance(obj, Mapping) else None
+    if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size):
+        return int(size[0]), int(size[1])
+    return None

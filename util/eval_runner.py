@@ -28,7 +28,7 @@ from model.config import QAM_ACTIVATIONS
 from model.memory_policy import POLICIES, QUALITY_BASES, QUALITY_MEANS, ZERO_BASE_CHOICES, MemoryConfig
 from model.network import DEFAULT_KM_SIGMA, DEFAULT_TOP_K, QDMN
 from util.arg_types import finite_float, non_negative_int, positive_int
-from util.checkpoint import check_state_dict, load_weights
+from util.checkpoint import check_state_dict, extract_weights, safe_load, trained_frame_size
 from util.errors import UserError
 from util.hardware import amp_dtype, effective_amp, set_threads
 from util.image_io import mask_palette, save_gray_png, save_palette_png
@@ -41,7 +41,6 @@ from util.output_safety import (
     fresh_partial,
     is_complete,
     lock_output,
-    mark_complete,
     publish,
     zip_comment,
 )
@@ -150,7 +149,11 @@ def memory_config(args: argparse.Namespace) -> MemoryConfig:
 
 def build_network(args: argparse.Namespace, device: torch.device) -> QDMN:
     """The network of ``--model`` on ``device``, optimised for inference unless ``--official_kernels``."""
-    state, config = load_weights(args.model, args.qam_activation)
+    obj = safe_load(args.model)
+    state, config = extract_weights(obj, args.model, args.qam_activation)
+    trained = trained_frame_size(obj)
+    if trained is not None:
+        print(f"{args.model}: trained on {trained[0]}x{trained[1]} (HxW) frames")
     top_k = None if args.no_top else args.top_k
     network = QDMN(config, top_k=top_k, km_sigma=DEFAULT_KM_SIGMA if args.use_km else None)
     check_state_dict(network, state, args.model)
@@ -246,15 +249,16 @@ def run_evaluation(
 ) -> RunStats:
     """Segment every video and write its masks.
 
-    Each video is written into ``.<name>.partial`` and renamed to ``<name>`` when
-    complete, so a folder named like a video is always complete: a rerun skips those
-    (unless ``overwrite``) and redoes interrupted ones. Masks are written by a
-    background thread while the next frames are computed.
+    Each video is written into ``.<name>.partial``, renamed to ``<name>`` when
+    complete and recorded complete (``util/output_safety``): a rerun skips those
+    (unless ``overwrite``) and redoes interrupted ones; a folder this project did not
+    write is refused, never replaced. Masks are written by a background thread while
+    the next frames are computed.
     """
     videos = list(videos)
     lock_output(output)
     check_video_outputs(output, [check_plain_name(v.name, "video name") for v in videos])
-    todo = [v for v in videos if overwrite or not is_complete(output / v.name)]
+    todo = [v for v in videos if overwrite or not is_complete(output, v.name)]
     if len(todo) < len(videos):
         print(f"skipping {len(videos) - len(todo)} complete video(s) already in {output} (--overwrite redoes them)")
     stats = RunStats()
@@ -265,8 +269,7 @@ def run_evaluation(
         done = 0
         for video in todo:
             start = time.perf_counter()
-            partial = output / f".{video.name}.partial"
-            fresh_partial(partial)
+            partial = fresh_partial(output, video.name)
             written = 0
             for t, ids in propagate(network, memory, video, device, amp=amp, stats=stats):
                 io.submit(functools.partial(write_mask, writer, partial / video.output_name(t), ids, video))
@@ -274,8 +277,7 @@ def run_evaluation(
                 written += 1
                 bar.update(min(total, done + t + 1), video=video.name)
             io.flush()
-            mark_complete(partial, written)
-            publish(partial, output / video.name)
+            publish(output, video.name, partial, written)
             done += len(video)
             stats.videos += 1
             stats.seconds += time.perf_counter() - start
@@ -320,6 +322,8 @@ def evaluate_from_args(args: argparse.Namespace, videos: list[VideoSource], writ
     set_threads(args.threads)
     args.amp = effective_amp(device, args.amp, args.force_amp)
     check_output_location(args.output, [p for v in videos for p in v.inputs()] + [args.model])
+    if getattr(args, "zip", False):  # before the work, not after it
+        check_archive_replaceable(archive_path(Path(args.output)), Path(args.output))
     network = build_network(args, device)
     output = prepare_output(args.output)
     torch.set_grad_enabled(False)

@@ -300,17 +300,35 @@ def list_sequences(gt_dir: str | os.PathLike, sequences: Sequence[str] | None = 
 
 def _check_sequence_files(gt_dir: Path, pred_dir: Path, seq: str) -> list[str]:
     """Check that the sequence has >= 3 GT frames and every evaluated frame is predicted."""
-    frames = _png_frames(gt_dir / seq)
+    return check_video_files(gt_dir / seq, pred_dir / seq, seq)
+
+
+def check_video_files(gt_seq: Path, pred_seq: Path, name: str) -> list[str]:
+    """The ground-truth PNG names of one video, checked: >= 3 of them, every evaluated one predicted."""
+    frames = _png_frames(gt_seq)
     if len(frames) < 3:
-        raise EvaluationError(f"{gt_dir / seq}: {len(frames)} PNG frame(s); a sequence needs at least 3")
-    if not (pred_dir / seq).is_dir():
-        raise EvaluationError(f"{pred_dir / seq}: sequence folder missing from the predictions; run inference on {seq}")
-    for name in frames[1:-1]:
-        if not (pred_dir / seq / name).is_file():
+        raise EvaluationError(f"{gt_seq}: {len(frames)} PNG frame(s); a sequence needs at least 3")
+    if not pred_seq.is_dir():
+        raise EvaluationError(f"{pred_seq}: sequence folder missing from the predictions; run inference on {name}")
+    for frame in frames[1:-1]:
+        if not (pred_seq / frame).is_file():
             raise EvaluationError(
-                f"{pred_dir / seq / name}: predicted frame missing; every ground-truth frame but the first and last needs a prediction"
+                f"{pred_seq / frame}: predicted frame missing; every ground-truth frame but the first and last needs a prediction"
             )
     return frames
+
+
+def check_ground_truth_names(gt_seq: Path, frame_stems: Sequence[str]) -> None:
+    """Before inference: ``gt_seq`` holds >= 3 PNGs, each named like a frame of the video."""
+    if not gt_seq.is_dir():
+        raise EvaluationError(f"{gt_seq}: ground-truth folder not found; --gt takes a folder of PNG masks named like the frames")
+    frames = _png_frames(gt_seq)
+    if len(frames) < 3:
+        raise EvaluationError(f"{gt_seq}: {len(frames)} PNG mask(s); J&F needs at least 3 (first and last are not scored)")
+    known = set(frame_stems)
+    stray = [f for f in frames if Path(f).stem not in known]
+    if stray:
+        raise EvaluationError(f"{gt_seq / stray[0]}: no frame of the video is named {Path(stray[0]).stem}; name each mask like its frame")
 
 
 def _read_stack(paths: list[Path], shape: tuple[int, ...] | None, what: str) -> np.ndarray:
@@ -330,16 +348,30 @@ def _read_stack(paths: list[Path], shape: tuple[int, ...] | None, what: str) -> 
 def _evaluate_sequence_folder(args: tuple[str, str, str, float]) -> tuple[str, dict[str, Any]]:
     """Pool worker: evaluate one sequence from its folders."""
     gt_root, pred_root, seq, bound_th = args
-    gt_dir, pred_dir = Path(gt_root), Path(pred_root)
-    frames = _check_sequence_files(gt_dir, pred_dir, seq)
-    gt = _read_stack([gt_dir / seq / f for f in frames], None, "ground-truth")
+    return seq, evaluate_video_folders(Path(gt_root) / seq, Path(pred_root) / seq, seq, bound_th)
+
+
+def evaluate_video_folders(gt_seq: Path, pred_seq: Path, name: str, bound_th: float = BOUND_TH) -> dict[str, Any]:
+    """:func:`evaluate_frames` of one video from its ground-truth and prediction folders (PNGs matched by name)."""
+    frames = check_video_files(gt_seq, pred_seq, name)
+    gt = _read_stack([gt_seq / f for f in frames], None, "ground-truth")
     gt = np.where(gt == VOID_LABEL, 0, gt)
     num_objects = int(gt[0].max())
-    pred_paths = [pred_dir / seq / f for f in frames[1:-1]]
+    pred_paths = [pred_seq / f for f in frames[1:-1]]
     pred = _read_stack(pred_paths, gt.shape[1:], "prediction")
     for path, mask in zip(pred_paths, pred):
         _check_prediction_ids(mask, num_objects, str(path))
-    return seq, evaluate_frames(gt[1:-1], pred, num_objects, bound_th)
+    return evaluate_frames(gt[1:-1], pred, num_objects, bound_th)
+
+
+def score_video(gt_seq: str | os.PathLike, pred_seq: str | os.PathLike, name: str) -> dict[str, Any]:
+    """J&F of one video whose folders need not share a name: the :func:`evaluate_folders` result for it alone."""
+    per_sequence = {name: evaluate_video_folders(Path(gt_seq), Path(pred_seq), name)}
+    if not per_sequence[name]["objects"]:
+        raise EvaluationError(f"{gt_seq}: no object in the first ground-truth frame")
+    summary = _summarise(per_sequence)
+    summary["sequences"] = per_sequence
+    return summary
 
 
 def _mean(values: Sequence[float]) -> float:

@@ -1,32 +1,80 @@
-"""Overlay videos and preview GIFs of predicted masks, for a person to look at."""
+"""Overlay videos and preview GIFs of predicted masks, for a person to look at.
+
+Objects get saturated colours that stay distinct whatever the frame's own colours
+(a half-transparent tint alone mixes with the object underneath: red over orange reads
+as brown), drawn as a light tint plus a solid two-pixel outline in the object's colour,
+so a swap of two objects' identities shows as swapped outline colours. With ground
+truth, each frame is shown as ground truth | prediction.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Optional, Union
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from util.palette import davis_palette
+# Saturated, mutually distinct colours (RGB), object k gets OBJECT_COLOURS[(k - 1) % len].
+OBJECT_COLOURS = np.array(
+    [
+        (255, 0, 255),  # magenta
+        (255, 235, 0),  # yellow
+        (0, 120, 255),  # blue
+        (0, 255, 0),  # green
+        (255, 0, 0),  # red
+        (0, 255, 255),  # cyan
+        (255, 128, 0),  # orange
+        (150, 0, 255),  # violet
+    ],
+    dtype=np.uint8,
+)
+_RING = np.ones((5, 5), np.uint8)
 
-PALETTE = np.frombuffer(davis_palette(), dtype=np.uint8).reshape(256, 3)
+OverlayItem = Union[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]]
 
 
-def blend(rgb: np.ndarray, ids: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Colour each object over the frame and draw its outline."""
+def object_colour(label: int) -> np.ndarray:
+    return OBJECT_COLOURS[(int(label) - 1) % len(OBJECT_COLOURS)]
+
+
+def blend(rgb: np.ndarray, ids: np.ndarray, alpha: float = 0.4) -> np.ndarray:
+    """Tint each object over the frame and draw a solid outline (about 2 px each side) in its colour."""
     out = rgb.astype(np.float32)
-    colours = PALETTE[ids].astype(np.float32)
-    objects = ids > 0
-    out[objects] = (1 - alpha) * out[objects] + alpha * colours[objects]
-    edges = (ids != np.roll(ids, 1, 0)) | (ids != np.roll(ids, 1, 1))
-    out[edges & (objects | np.roll(objects, 1, 0) | np.roll(objects, 1, 1))] = 255
+    for label in np.unique(ids):
+        if label == 0 or label == 255:  # background, void
+            continue
+        mask = (ids == label).astype(np.uint8)
+        colour = object_colour(label).astype(np.float32)
+        inside = mask.astype(bool)
+        out[inside] = (1 - alpha) * out[inside] + alpha * colour
+        ring = (cv2.dilate(mask, _RING) > 0) & ~(cv2.erode(mask, _RING) > 0)
+        out[ring] = colour
     return out.clip(0, 255).astype(np.uint8)
 
 
+def _caption(image: np.ndarray, text: str) -> np.ndarray:
+    out = image.copy()
+    scale = max(0.4, image.shape[1] / 900)
+    origin = (6, int(18 * scale / 0.5))
+    cv2.putText(out, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(out, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def compose(rgb: np.ndarray, ids: np.ndarray, gt: Optional[np.ndarray] = None) -> np.ndarray:
+    """The overlay of one frame; with ``gt``, ground truth | prediction side by side, captioned."""
+    prediction = blend(rgb, ids)
+    if gt is None:
+        return prediction
+    gap = np.full((rgb.shape[0], 4, 3), 255, np.uint8)
+    return np.concatenate([_caption(blend(rgb, gt), "ground truth"), gap, _caption(prediction, "prediction")], axis=1)
+
+
 def write_overlay(
-    frames: Iterable[tuple[np.ndarray, np.ndarray]],
+    frames: Iterable[OverlayItem],
     total: int,
     mp4: Path,
     gif: Path,
@@ -34,17 +82,17 @@ def write_overlay(
     gif_width: int = 320,
     gif_frames: int = 48,
 ) -> int:
-    """Write ``mp4`` (all frames) and a small ``gif`` (about ``gif_frames`` of the ``total``, ``gif_width`` wide).
+    """Write ``mp4`` (all frames) and a small ``gif`` (about ``gif_frames`` of the ``total``, ``gif_width`` wide per panel).
 
-    ``frames`` yields (RGB frame, label map) pairs at the same size; only the GIF's
-    frames are kept in memory. Returns the number of frames written.
+    ``frames`` yields (RGB frame, label map[, ground-truth label map or None]) at the same
+    size; only the GIF's frames are kept in memory. Returns the number of frames written.
     """
     step = max(1, -(-total // gif_frames))
     writer = None
     previews: list[Image.Image] = []
     count = 0
-    for rgb, ids in frames:
-        image = blend(rgb, ids)
+    for item in frames:
+        image = compose(*item)
         if writer is None:
             h, w = image.shape[:2]
             writer = cv2.VideoWriter(str(mp4), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
@@ -52,7 +100,8 @@ def write_overlay(
                 raise OSError(f"{mp4}: OpenCV cannot write mp4 here")
         writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if count % step == 0:
-            previews.append(_thumbnail(image, gif_width))
+            panels = 2 if len(item) > 2 and item[2] is not None else 1
+            previews.append(_thumbnail(image, gif_width * panels))
         count += 1
     if writer is not None:
         writer.release()
