@@ -1,0 +1,79 @@
+"""Every command line in the README and docs/ names a script of the repository and flags that script has.
+
+The commands themselves run at tiny size elsewhere (tests/test_demo.py, tests/test_eval_cli.py,
+tests/test_youtube_generic.py, tests/test_benchmark.py, tests/test_training.py); this walk
+catches a renamed script or flag that the documentation still uses.
+"""
+
+import re
+import shlex
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+CODE_BLOCK = re.compile(r"```(?:bash|sh|console)?\n(.*?)```", re.S)
+
+
+def documented_commands() -> list[tuple[str, str]]:
+    """(document, command) for each shell line of a code block that runs Python or bash on a repository file."""
+    found = []
+    for doc in DOCUMENTS:
+        for block in CODE_BLOCK.findall(doc.read_text()):
+            for line in block.replace("\\\n", " ").splitlines():
+                for part in re.split(r"&&|;|\|", line.split("#", 1)[0]):
+                    part = part.strip()
+                    if re.search(r"(^|\s)(python3?|bash|torchrun)\s", f" {part} "):
+                        found.append((doc.name, part))
+    return found
+
+
+def target(command: str) -> tuple[str, list[str]] | None:
+    """The repository file a command runs (``x.py``, ``-m scripts.x``, ``bash x.sh``) and its long flags."""
+    tokens = shlex.split(command.replace("[", " ").replace("]", " ").replace("|", " "))
+    script = None
+    for i, token in enumerate(tokens):
+        if token.endswith((".py", ".sh")) and not token.startswith("-"):
+            script = token
+            rest = tokens[i + 1 :]
+            break
+        if token == "-m" and i + 1 < len(tokens):
+            module = tokens[i + 1]
+            if module in ("pytest", "pip", "torch.distributed.launch"):
+                continue
+            script = module.replace(".", "/") + ".py"
+            rest = tokens[i + 2 :]
+            break
+    if script is None:
+        return None
+    return script, [t.split("=", 1)[0] for t in rest if t.startswith("--")]
+
+
+COMMANDS = documented_commands()
+TARGETS = sorted({(doc, *[t[0]], tuple(t[1])) for doc, cmd in COMMANDS if (t := target(cmd))})
+
+
+@cache
+def help_text(script: str) -> str:
+    proc = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"{script} --help failed:\n{proc.stderr[-2000:]}"
+    return proc.stdout
+
+
+def test_the_documents_have_commands():
+    assert len(COMMANDS) >= 15 and any("demo.py" in c for _, c in COMMANDS)
+
+
+@pytest.mark.parametrize(("doc", "script", "flags"), TARGETS, ids=[f"{d}:{s}" for d, s, _ in TARGETS])
+def test_documented_command_uses_real_script_and_flags(doc, script, flags):
+    path = ROOT / script
+    assert path.is_file(), f"{doc} runs {script}, which is not in the repository"
+    if script.endswith(".sh"):
+        return
+    text = help_text(script)
+    unknown = [f for f in flags if not re.search(rf"{re.escape(f)}\b", text)]
+    assert not unknown, f"{doc}: {script} has no flag(s) {unknown}"
