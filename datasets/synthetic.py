@@ -1322,11 +1322,13 @@ def _davis_video(
     height: int,
     width: int,
     max_objects: int,
+    leave_share: float = 0.15,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """A DAVIS-like video: all objects present in frame 0; a few leave and return."""
+    """A DAVIS-like video: all objects present in frame 0; each leaves and returns with
+    probability ``leave_share``."""
     rng = _video_rng(seed, tag, index)
     count = int(rng.integers(1, max_objects + 1))
-    leave = [bool(rng.random() < 0.15) for _ in range(count)]
+    leave = [bool(rng.random() < leave_share) for _ in range(count)]
     return render_video(rng, num_frames, height, width, count, leave_return=leave)
 
 
@@ -1360,6 +1362,7 @@ def write_davis2017(
     max_objects: int = 3,
     splits: Sequence[str] = ("train", "val"),
     prefix: str = "synth",
+    leave_share: float = 0.15,
 ) -> dict[str, list[str]]:
     """Write a DAVIS 2017 trainval tree under ``root/2017/trainval``.
 
@@ -1383,7 +1386,7 @@ def write_davis2017(
     for index in range(num_videos):
         name = f"{prefix}-{index:03d}"
         frames, masks = _davis_video(
-            seed, _TAG_DAVIS2017, index, num_frames, height, width, max_objects
+            seed, _TAG_DAVIS2017, index, num_frames, height, width, max_objects, leave_share
         )
         _write_davis_sequence(
             base / "JPEGImages" / "480p" / name,

@@ -3,7 +3,13 @@
 Usage (from anywhere; the official code is a user's clone of yongliu20/QDMN)::
 
     python scripts/compare_official.py --official_repo ~/src/QDMN --model saves/QDMN.pth \\
-        --davis data/DAVIS/2017 --split val [--use_km] [--no_top] [--threshold 0.8]
+        --davis data/DAVIS/2017 --split val [--use_km] [--no_top] [--fix_eviction]
+
+The official code compared is commit ``--official_commit`` (default: HEAD of the
+official repository, 301f7bf, the code users clone). When ``--official_repo`` is a git
+clone (or a bare git directory) that commit is extracted from it with ``git archive``,
+whatever is checked out; a folder without git metadata is copied as it is and its commit
+is reported as unknown.
 
 Both implementations run on the CPU, one after the other, in subprocesses:
 
@@ -20,6 +26,13 @@ Both implementations run on the CPU, one after the other, in subprocesses:
   official source is passed to this project. ``--fix_eviction`` also patches the known
   eviction defect of the official code (it deletes memory slot ``pos`` where slot 0 is
   the annotated frame; this project deletes the intended frame, i.e. slot ``pos + 1``);
+* the frame-quality rule: the official DAVIS core divides a propagated frame's mean
+  score by the annotated frame's non-zero mean; at HEAD the mean is over all objects
+  (the zero filter of propagated frames is commented out), in 1c289dd over the non-zero
+  ones. The script reads which from the source and passes ``--quality_mean all`` or
+  ``nonzero`` (and ``--quality_base annotated``) to this project. ``--zero_filter on/off``
+  patches that line of the copy; ``--project_quality_mean`` runs this project with
+  another rule. Both exist to show that the comparison tells the rules apart;
 * this project's ``eval_davis.py`` / ``eval_davis_2016.py`` then runs with the same flags.
 
 The official masks hold object *indices* (1..K in the order of the sorted first-frame
@@ -38,6 +51,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import textwrap
 from dataclasses import asdict, dataclass, field
@@ -53,6 +67,10 @@ import numpy as np  # noqa: E402
 from util.image_io import load_mask  # noqa: E402
 
 ACTIVATIONS = ("relu", "sigmoid")
+QUALITY_MEANS = ("all", "nonzero")
+OFFICIAL_HEAD = "301f7bf"  # yongliu20/QDMN at HEAD (2023-04-05), the code users clone
+# The zero filter of a propagated frame's scores in the official DAVIS core's do_pass.
+ZERO_FILTER_RE = r"(?m)^([ \t]*)(#[ \t]*)?(scores = list\(filter\(lambda a: a != 0, scores\)\))"
 
 # Injected into the official run. It must stay free of official code.
 SITECUSTOMIZE = textwrap.dedent(
@@ -195,6 +213,8 @@ class OfficialSettings:
     mem_freq: int
     qam_activation: str
     eviction_fixed: bool
+    quality_mean: str = "all"  # how the official core averages a propagated frame's scores
+    commit: str = "unknown"
     patches: list[str] = field(default_factory=list)
 
 
@@ -219,8 +239,39 @@ def _sub_once(pattern: str, replacement: str, text: str, what: str, path: Path) 
     return new
 
 
-def copy_official(repo: Path, dest: Path) -> None:
-    """Copy the clone's Python files (only) into ``dest``."""
+def git_dir(repo: Path) -> Optional[Path]:
+    """The git directory of a clone or a bare repository; None for a plain folder."""
+    if (repo / ".git").exists():
+        return repo / ".git"
+    if (repo / "HEAD").is_file() and (repo / "objects").is_dir():
+        return repo
+    return None
+
+
+def copy_official(repo: Path, dest: Path, commit: str) -> str:
+    """Put the official Python files into ``dest``: ``commit`` when ``repo`` is a git repository
+    (returns its full hash), else the folder's files as they are (returns "unknown")."""
+    gd = git_dir(repo)
+    if gd is not None:
+        git = ["git", "--git-dir", str(gd)]
+        resolved = subprocess.run([*git, "rev-parse", "--verify", f"{commit}^{{commit}}"], capture_output=True, text=True)
+        if resolved.returncode != 0:
+            raise CompareError(f"{repo}: commit {commit} not found ({resolved.stderr.strip()}); fetch it or pass --official_commit")
+        full = resolved.stdout.strip()
+        archive = dest.parent / "official.tar"
+        with open(archive, "wb") as out:
+            if subprocess.run([*git, "archive", "--format=tar", full], stdout=out).returncode != 0:
+                raise CompareError(f"{repo}: git archive {full} failed")
+        dest.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(archive) as tar:
+            members = [m for m in tar.getmembers() if m.isfile() and m.name.endswith(".py")]
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(dest, members=members, filter="data")
+            else:
+                tar.extractall(dest, members=members)
+        archive.unlink()
+        return full
+    print(f"warning: {repo} has no git metadata; comparing its files as they are (commit unknown)", file=sys.stderr)
     for src in repo.rglob("*.py"):
         rel = src.relative_to(repo)
         if any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
@@ -228,6 +279,24 @@ def copy_official(repo: Path, dest: Path) -> None:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, target)
+    return "unknown"
+
+
+def patch_zero_filter(core: str, zero_filter: str, core_path: Path, patches: list[str]) -> tuple[str, str]:
+    """Read (and with ``zero_filter`` on/off, set) the official rule for a propagated frame's
+    mean score; returns the new source and ``"nonzero"`` (filter active) or ``"all"``."""
+    found = re.search(ZERO_FILTER_RE, core)
+    if found is None:
+        raise CompareError(f"{core_path}: the zero filter of a propagated frame's scores not found")
+    active = found.group(2) is None
+    if zero_filter == "as_released":
+        return core, "nonzero" if active else "all"
+    want = zero_filter == "on"
+    if want != active:
+        line = rf"\g<1>{'' if want else '# '}\g<3>"
+        core = re.sub(ZERO_FILTER_RE, line, core, count=1)
+        patches.append(f"zero filter of propagated frames {'on' if active else 'off'} -> {zero_filter}")
+    return core, "nonzero" if want else "all"
 
 
 def patch_official(
@@ -237,6 +306,7 @@ def patch_official(
     mem_freq: Optional[int],
     qam_activation: Optional[str],
     fix_eviction: bool,
+    zero_filter: str = "as_released",
 ) -> OfficialSettings:
     """Patch the copy's memory settings where given; read them from the source otherwise."""
     core_path = copy / "inference_core.py"
@@ -282,6 +352,7 @@ def patch_official(
             pattern = rf"{name}\[:,\s*:,\s*:pos\],\s*{name}\[:,\s*:,\s*pos\s*\+\s*1:\]"
             core = _sub_once(pattern, f"{name}[:, :, :pos+1], {name}[:, :, pos+2:]", core, f"the eviction of {name}", core_path)
         patches.append("eviction deletes slot pos+1 (the evicted frame; slot 0 is the annotated frame)")
+    core, quality_mean = patch_zero_filter(core, zero_filter, core_path, patches)
     core_path.write_text(core)
 
     modules = modules_path.read_text()
@@ -300,7 +371,7 @@ def patch_official(
         raise CompareError(f"{modules_path}: fc1 and fc2 use different activations; pass --qam_activation")
     else:
         qam_activation = found_acts.pop()
-    return OfficialSettings(threshold, capacity, mem_freq, qam_activation, fix_eviction, patches)
+    return OfficialSettings(threshold, capacity, mem_freq, qam_activation, fix_eviction, quality_mean, patches=patches)
 
 
 # ---------------------------------------------------------------------------- running
@@ -366,6 +437,10 @@ def run_project(args: argparse.Namespace, settings: OfficialSettings, output: Pa
         str(settings.mem_freq),
         "--qam_activation",
         settings.qam_activation,
+        "--quality_mean",
+        args.project_quality_mean or settings.quality_mean,
+        "--quality_base",
+        "annotated",
     ]
     run(cmd, ROOT, dict(os.environ), log, "project")
 
@@ -418,14 +493,16 @@ def compare_outputs(official: Path, project: Path, args: argparse.Namespace) -> 
     return results
 
 
-def report(results: list[SequenceResult], settings: OfficialSettings) -> tuple[float, float]:
+def report(results: list[SequenceResult], settings: OfficialSettings, project_quality_mean: Optional[str] = None) -> tuple[float, float]:
     total = sum(r.pixels for r in results)
     agree = sum(r.agreeing for r in results)
     overall = agree / total if total else 1.0
     worst = min(r.agreement for r in results)
+    print(f"official code: commit {settings.commit}")
     print(
         f"settings: threshold {settings.threshold}, capacity {settings.capacity}, mem_freq {settings.mem_freq}, "
-        f"QAM {settings.qam_activation}, official eviction {'fixed' if settings.eviction_fixed else 'as released'}"
+        f"QAM {settings.qam_activation}, official eviction {'fixed' if settings.eviction_fixed else 'as released'}, "
+        f"quality mean official {settings.quality_mean} / project {project_quality_mean or settings.quality_mean}"
     )
     for p in settings.patches:
         print(f"  official copy patched: {p}")
@@ -440,7 +517,17 @@ def report(results: list[SequenceResult], settings: OfficialSettings) -> tuple[f
 # ---------------------------------------------------------------------------- main
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--official_repo", required=True, type=Path, help="a clone of yongliu20/QDMN (left untouched)")
+    parser.add_argument(
+        "--official_repo",
+        type=Path,
+        default=os.environ.get("QDMN_OFFICIAL_REPO"),
+        help="a clone (or bare git directory) of yongliu20/QDMN, left untouched (default: $QDMN_OFFICIAL_REPO)",
+    )
+    parser.add_argument(
+        "--official_commit",
+        default=OFFICIAL_HEAD,
+        help=f"official commit to run when the repo has git metadata (default {OFFICIAL_HEAD}, HEAD)",
+    )
     parser.add_argument("--model", required=True, type=Path, help="bare state dict in the official layout")
     parser.add_argument("--davis", required=True, type=Path, help="DAVIS/2017 root (DAVIS/2016 with --year 2016)")
     parser.add_argument("--split", default="val", choices=("val", "testdev"), help="2017 split (2016: val)")
@@ -458,6 +545,18 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         action="store_true",
         help="patch the official eviction to delete the evicted frame (slot pos+1), as this project does",
     )
+    parser.add_argument(
+        "--zero_filter",
+        choices=("as_released", "on", "off"),
+        default="as_released",
+        help="the official DAVIS core's zero filter of propagated frames' scores (commented out at HEAD)",
+    )
+    parser.add_argument(
+        "--project_quality_mean",
+        choices=QUALITY_MEANS,
+        default=None,
+        help="run this project with this --quality_mean (default: the official copy's rule)",
+    )
     parser.add_argument("--min_agreement", type=float, default=0.999, help="pass mark, a share in [0, 1]")
     parser.add_argument(
         "--criterion", choices=("overall", "min"), default="overall", help="judge the overall agreement or the worst sequence's"
@@ -469,9 +568,12 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         parser.error("--use_km: the official eval_davis_2016.py has no kernelised read")
     if args.year == 2016 and args.split != "val":
         parser.error("--year 2016 has only the val split")
+    if args.official_repo is None:
+        parser.error("--official_repo (or $QDMN_OFFICIAL_REPO) is required: a clone of yongliu20/QDMN")
+    args.official_repo = Path(args.official_repo)
     for name in ("official_repo", "model", "davis"):
         setattr(args, name, getattr(args, name).expanduser().resolve())
-    if not (args.official_repo / "inference_core.py").is_file():
+    if git_dir(args.official_repo) is None and not (args.official_repo / "inference_core.py").is_file():
         parser.error(f"--official_repo {args.official_repo}: no inference_core.py; pass a clone of yongliu20/QDMN")
     if not args.model.is_file():
         parser.error(f"--model {args.model}: file not found")
@@ -485,14 +587,16 @@ def compare(args: argparse.Namespace, work: Path) -> tuple[float, float, list[Se
     for d in (copy, shims, work / "out_official", work / "out_project"):
         if d.exists():
             shutil.rmtree(d)
-    copy_official(args.official_repo, copy)
-    settings = patch_official(copy, args.threshold, args.capacity, args.mem_freq, args.qam_activation, args.fix_eviction)
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    commit = copy_official(args.official_repo, copy, args.official_commit)
+    settings = patch_official(copy, args.threshold, args.capacity, args.mem_freq, args.qam_activation, args.fix_eviction, args.zero_filter)
+    settings.commit = commit
     shims.mkdir(parents=True)
     (shims / "sitecustomize.py").write_text(SITECUSTOMIZE)
     run_official(args, copy, shims, work / "out_official", work / "official.log")
     run_project(args, settings, work / "out_project", work / "project.log")
     results = compare_outputs(work / "out_official", work / "out_project", args)
-    overall, worst = report(results, settings)
+    overall, worst = report(results, settings, args.project_quality_mean)
     return overall, worst, results, settings
 
 

@@ -2,6 +2,16 @@
 
 Its masks are meaningless: it only exercises the pipeline. ``--official`` writes a bare
 state dict in the released checkpoint's layout (as the official code would load it).
+
+``--qam_bias`` sets the QAM's last bias (``score.fc2.bias``); with a ReLU QAM a negative
+bias makes the scores of some object-frames exactly 0, as the released checkpoint's
+scores are for lost objects. ``--qam_zero_share P --calibrate_davis ROOT`` chooses that
+bias so that about a share P of the object-frames memorised while evaluating the DAVIS
+2017 val videos under ROOT score 0 (measured with this project's engine, printed).
+A random network's scores hardly depend on the mask, so all objects of a frame score 0
+together; ``--mask_gain G`` multiplies the object-mask input weights of the memory
+encoder's ``conv1`` so that each object's score depends on its own mask, and frames
+where some objects score 0 and others do not become common.
 """
 
 from __future__ import annotations
@@ -9,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -37,6 +48,37 @@ def random_network(config_name: str = "official", seed: int = 0, qam_activation:
     return network
 
 
+def fc2_outputs(network: QDMN, davis_root: Path) -> list[float]:
+    """QAM pre-activations (``score.fc2`` outputs) of every object-frame memorised while
+    evaluating the DAVIS 2017 val videos under ``davis_root`` (CPU, official arithmetic)."""
+    from datasets.davis_test_dataset import davis_sequences
+    from model.memory_policy import DAVIS_MEMORY
+    from util.eval_runner import propagate
+
+    outputs: list[float] = []
+    hook = network.score.fc2.register_forward_hook(lambda _m, _i, out: outputs.extend(out.flatten().tolist()))
+    try:
+        network.eval()
+        for video in davis_sequences(davis_root / "trainval", "2017/val.txt"):
+            for _ in propagate(network, DAVIS_MEMORY, video, torch.device("cpu")):
+                pass
+    finally:
+        hook.remove()
+    return outputs
+
+
+def calibrate_qam_bias(network: QDMN, davis_root: Path, share: float) -> tuple[float, float]:
+    """Set ``score.fc2.bias`` so that about ``share`` of the object-frames score exactly 0 under a
+    ReLU QAM; returns (bias, share measured in a second run with that bias)."""
+    with torch.no_grad():
+        network.score.fc2.bias.zero_()
+        z = torch.tensor(fc2_outputs(network, davis_root))
+        bias = -float(torch.quantile(z, share)) if share > 0 else 0.0
+        network.score.fc2.bias.fill_(bias)
+        measured = torch.tensor(fc2_outputs(network, davis_root))
+    return bias, float((measured <= 0).float().mean())
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -45,14 +87,42 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", choices=sorted(PRESETS), default="official")
     parser.add_argument("--qam_activation", choices=QAM_ACTIVATIONS, default=None)
     parser.add_argument("--official", action="store_true", help="bare state dict, as the released checkpoint")
+    parser.add_argument("--mask_gain", type=float, default=1.0, help="scale the object-mask channel of mask_rgb_encoder.conv1")
+    parser.add_argument("--qam_bias", type=float, default=None, help="set score.fc2.bias (ReLU QAM: negative gives zero scores)")
+    parser.add_argument("--qam_zero_share", type=float, default=None, help="choose the bias so that this share of object-frames scores 0")
+    parser.add_argument("--calibrate_davis", type=Path, default=None, help="DAVIS 2017 root whose val videos calibrate --qam_zero_share")
     args = parser.parse_args(argv)
+    if (args.qam_zero_share is None) != (args.calibrate_davis is None):
+        raise UserError("--qam_zero_share and --calibrate_davis go together")
+    if args.qam_zero_share is not None and not 0 <= args.qam_zero_share < 1:
+        raise UserError(f"--qam_zero_share must be in [0, 1), not {args.qam_zero_share}")
+    if args.qam_zero_share is not None and args.qam_bias is not None:
+        raise UserError("--qam_bias and --qam_zero_share are exclusive")
     out = Path(args.out)
     if out.is_dir():
         raise UserError(f"{out}: is a folder; --out takes a file name such as saves/random.pth")
     network = random_network(args.config, args.seed, args.qam_activation)
+    with torch.no_grad():
+        network.mask_rgb_encoder.conv1.weight[:, 3] *= args.mask_gain  # channels: image (3), object mask, others
+    set_qam_bias(network, args.qam_bias, args.qam_zero_share, args.calibrate_davis)
     payload = network.state_dict() if args.official else weights_payload(network, network.config)
     atomic_save(payload, out)
-    print(f"wrote {out} ({args.config}, seed {args.seed}, qam {network.config.qam_activation})")
+    bias = float(network.score.fc2.bias.detach())
+    print(f"wrote {out} ({args.config}, seed {args.seed}, qam {network.config.qam_activation}, score.fc2.bias {bias:.6g})")
+
+
+def set_qam_bias(network: QDMN, bias: Optional[float], zero_share: Optional[float], davis: Optional[Path]) -> None:
+    """Apply ``--qam_bias`` or the ``--qam_zero_share`` calibration (nothing when neither is given)."""
+    if bias is not None:
+        with torch.no_grad():
+            network.score.fc2.bias.fill_(bias)
+    elif zero_share is not None and davis is not None:
+        if network.config.qam_activation != "relu":
+            raise UserError("--qam_zero_share needs a ReLU QAM (a sigmoid never gives exactly 0)")
+        if not (davis / "trainval" / "ImageSets" / "2017" / "val.txt").is_file():
+            raise UserError(f"--calibrate_davis {davis}: no trainval/ImageSets/2017/val.txt; pass a DAVIS 2017 root")
+        chosen, measured = calibrate_qam_bias(network, davis, zero_share)
+        print(f"calibrated score.fc2.bias {chosen:.6g}: {100 * measured:.1f}% of object-frames score 0 (asked {100 * zero_share:.1f}%)")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--images", type=int, default=4, help="images per static set and per FSS class"
     )
+    parser.add_argument(
+        "--leave_share",
+        type=float,
+        default=0.15,
+        help="davis2017: probability that an object leaves the frame and returns",
+    )
     return parser
 
 
@@ -70,6 +76,8 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         parser.error(f"--height and --width must be at least {synthetic.MIN_SIZE}")
     if args.seed < 0:
         parser.error(f"--seed must be >= 0, got {args.seed}")
+    if not 0 <= args.leave_share <= 1:
+        parser.error(f"--leave_share must be in [0, 1], got {args.leave_share}")
 
 
 def _write(layout: str, root: Path, args: argparse.Namespace) -> int:
@@ -82,7 +90,9 @@ def _write(layout: str, root: Path, args: argparse.Namespace) -> int:
         "width": args.width,
     }
     if layout == "davis2017":
-        names = synthetic.write_davis2017(root, max_objects=args.max_objects, **video)
+        names = synthetic.write_davis2017(
+            root, max_objects=args.max_objects, leave_share=args.leave_share, **video
+        )
         return sum(len(v) for v in names.values())
     if layout == "davis2016":
         return sum(len(v) for v in synthetic.write_davis2016(root, **video).values())
