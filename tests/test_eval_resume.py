@@ -23,7 +23,9 @@ def setup(tmp_path_factory):
 
 
 def tree(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file's bytes, without the run's bookkeeping in .qdmn/ (lock, completion records: they name the command)."""
+    files = (p.relative_to(folder) for p in sorted(folder.rglob("*")) if p.is_file())
+    return {str(p): (folder / p).read_bytes() for p in files if p.parts[0] != ".qdmn"}
 
 
 def eval_args(root: Path, ckpt: Path, out: Path) -> list[str]:
@@ -58,7 +60,7 @@ def test_overwrite_redoes_complete_videos(setup, tmp_path):
     root, ckpt = setup
     out = tmp_path / "out"
     run(*eval_args(root, ckpt, out))
-    name = sorted(p.name for p in out.iterdir())[0]
+    name = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))[0]
     (out / name / "00003.png").write_bytes(b"stale")
     assert "skipping" in run(*eval_args(root, ckpt, out)).stdout
     assert (out / name / "00003.png").read_bytes() == b"stale"

@@ -17,6 +17,7 @@ from util.palette import davis_palette
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+LOSSY_EXTENSIONS = (".jpg", ".jpeg")
 
 
 def _open(path: Path) -> Image.Image:
@@ -44,16 +45,39 @@ def normalize_image(rgb: np.ndarray) -> torch.Tensor:
 def load_mask(path: str | os.PathLike) -> np.ndarray:
     """A mask as an (H, W) uint8 array of object ids.
 
-    Palette ('P') and grayscale PNGs give their values. An RGB mask is accepted when
-    every colour is a DAVIS palette colour (it is mapped to the palette index).
+    Palette ('P') and grayscale PNGs give their values; 16- and 32-bit masks too when
+    every id fits 0..255 (otherwise the id is named). An RGB mask is accepted when every
+    colour is a DAVIS palette colour (it is mapped to the palette index). Lossy (JPEG)
+    masks are refused: compression noise would become objects.
     """
     path = Path(path)
+    if path.suffix.lower() in LOSSY_EXTENSIONS:
+        raise UserError(f"{path}: JPEG masks are lossy (compression noise would become objects); save the masks as PNG")
     img = _open(path)
     if img.mode in ("P", "L"):
         return np.array(img, dtype=np.uint8)
-    if img.mode in ("1", "I", "I;16"):
+    if img.mode == "1":
         return np.array(img).astype(np.uint8)
+    if img.mode.startswith(("I", "F")):
+        return _wide_to_ids(np.array(img), path)
     return _rgb_to_ids(np.asarray(img.convert("RGB")), path)
+
+
+def _wide_to_ids(values: np.ndarray, path: Path) -> np.ndarray:
+    """A 16/32-bit mask as uint8 ids: exact when every id fits 0..255, else refused naming the id."""
+    bad = values[(values < 0) | (values > 255) | (values != np.round(values))]
+    if bad.size:
+        raise UserError(f"{path}: mask id {bad.flat[0]:g} does not fit 0..255 (255 = void); renumber the objects 1..254")
+    return values.astype(np.uint8)
+
+
+def mask_mode(path: str | os.PathLike) -> str:
+    """The PIL mode of a mask file ('P', 'L', ...); '' when unreadable."""
+    try:
+        with Image.open(path) as img:
+            return img.mode
+    except (OSError, UnidentifiedImageError):
+        return ""
 
 
 def _rgb_to_ids(rgb: np.ndarray, path: Path) -> np.ndarray:
@@ -91,6 +115,16 @@ def save_palette_png(path: str | os.PathLike, ids: np.ndarray, palette: Optional
 
 def save_gray_png(path: str | os.PathLike, values: np.ndarray) -> None:
     Image.fromarray(np.ascontiguousarray(values, dtype=np.uint8)).save(path)
+
+
+def check_unique_stems(paths: list[Path]) -> list[Path]:
+    """``paths`` unless two share a name stem (``00001.jpg`` beside ``00001.png``: one output each would collide)."""
+    seen: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in seen:
+            raise UserError(f"{seen[path.stem]} and {path}: two images share the name {path.stem}; keep one of them")
+        seen[path.stem] = path
+    return paths
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

@@ -1,0 +1,74 @@
+"""argparse ``type=`` validators: a bad number is a usage line and exit 2, never a traceback.
+
+Shared by every argument builder (``util/eval_runner.add_eval_args``,
+``util/hyper_para.build_parser``). Imports nothing of the project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from typing import Optional
+
+
+def _parse(kind: type, text: str) -> float | int:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    """An integer >= ``low``."""
+
+    def check(text: str) -> int:
+        value = int(_parse(int, text))
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} must be >= {low}")
+        return value
+
+    check.__name__ = f"integer >= {low}"
+    return check
+
+
+def finite_float(low: Optional[float] = None, high: Optional[float] = None, low_open: bool = False) -> Callable[[str], float]:
+    """A finite float in [low, high] (``low_open``: strictly above ``low``)."""
+
+    def check(text: str) -> float:
+        value = float(_parse(float, text))
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text} must be a finite number")
+        if low is not None and (value <= low if low_open else value < low):
+            raise argparse.ArgumentTypeError(f"{value:g} must be {'>' if low_open else '>='} {low:g}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{value:g} must be <= {high:g}")
+        return value
+
+    check.__name__ = "finite number"
+    return check
+
+
+def size_or_native(text: str) -> int:
+    """An inference size: -1 (or 0) keeps the native size, otherwise a positive number of pixels."""
+    value = int(_parse(int, text))
+    if value < -1:
+        raise argparse.ArgumentTypeError(f"{value} must be -1 (native size) or a positive number of pixels")
+    return value
+
+
+def is_plain_name(text: str) -> bool:
+    """A plain folder name: no path separator, not '.', '..', empty or hidden."""
+    return bool(text) and text not in (".", "..") and not any(c in text for c in "/\\\0") and not text.startswith(".")
+
+
+def plain_name(text: str) -> str:
+    """argparse type: a plain folder name (:func:`is_plain_name`)."""
+    if not is_plain_name(text):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a plain folder name (no '/', not '.' or '..', not starting with '.')")
+    return text
+
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
+positive_float = finite_float(0.0, low_open=True)

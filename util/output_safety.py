@@ -1,0 +1,208 @@
+"""Output safety shared by every entry point: never write over the user's files.
+
+* an output location that is, contains, or lies inside an input is refused;
+* output names are plain folder names (no paths);
+* a video folder is complete only when this project recorded it so
+  (``<output>/.qdmn/<video>.json``: frames, command); a folder without a record is the
+  user's and is never replaced or deleted;
+* one lock per output folder: a second run on it stops, naming the holder;
+* archives carry a comment naming the folder they were written from, and an archive
+  written for another folder (or by something else) is never replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Optional
+
+from util.arg_types import is_plain_name
+from util.errors import UserError
+
+STATE_DIR = ".qdmn"  # in an output folder: <video>.json records (frames, command, complete) and the lock
+PARTIAL_MARKER = ".qdmn-partial"  # in a .<video>.partial folder this project created
+LOCK_NAME = f"{STATE_DIR}/lock"
+ZIP_COMMENT_PREFIX = b"qdmn output: "
+
+_held: dict[Path, IO[str]] = {}  # output folder -> open lock file, held until the process exits
+
+
+def _resolved(path: str | os.PathLike) -> Path:
+    return Path(path).expanduser().resolve()
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def check_output_location(output: str | os.PathLike, inputs: Iterable[str | os.PathLike], flag: str = "--output") -> None:
+    """Refuse an ``output`` that is, contains, or lies inside any of ``inputs``."""
+    out = _resolved(output)
+    for given in inputs:
+        inp = _resolved(given)
+        if _inside(out, inp) or _inside(inp, out):
+            relation = "is" if out == inp else ("lies inside" if _inside(out, inp) else "contains")
+            raise UserError(f"{flag} {output} {relation} the input {given}; choose an output folder apart from the inputs")
+
+
+def check_plain_name(name: str, what: str = "--name") -> str:
+    """``name`` if it is a plain folder name (no separator, not '.', '..' or hidden)."""
+    if not is_plain_name(name):
+        raise UserError(f"{what} {name!r}: must be a plain folder name (no '/', not '.' or '..', not starting with '.')")
+    return name
+
+
+def _record(output: Path, name: str) -> Path:
+    return output / STATE_DIR / f"{name}.json"
+
+
+def _state(output: Path, name: str) -> Optional[dict]:
+    """What this project recorded about ``output/name`` (None: nothing, so the folder is not ours)."""
+    try:
+        info = json.loads(_record(output, name).read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def is_complete(output: Path, name: str) -> bool:
+    """Whether ``output/name`` was published whole by this project (its record says so)."""
+    info = _state(output, name)
+    return (output / name).is_dir() and info is not None and info.get("complete") is True
+
+
+def check_replaceable(output: Path, name: str) -> None:
+    """``output/name`` may be replaced only if this project wrote it."""
+    folder = output / name
+    if folder.exists() and _state(output, name) is None:
+        raise UserError(
+            f"{folder}: exists but was not written by this project (no {STATE_DIR}/{name}.json); "
+            "it is left alone: move it or choose another --output"
+        )
+
+
+def _write_record(output: Path, name: str, frames: int, complete: bool) -> None:
+    info = {"frames": frames, "complete": complete, "command": [Path(sys.argv[0]).name, *sys.argv[1:]]}
+    record = _record(output, name)
+    try:
+        record.parent.mkdir(exist_ok=True)
+        tmp = record.with_name(f".{record.name}.tmp")
+        tmp.write_text(json.dumps(info) + "\n")
+        os.replace(tmp, record)
+    except OSError as e:
+        raise UserError(f"{record}: cannot write ({e.strerror or e}); free disk space or fix --output's permissions") from None
+
+
+def check_video_outputs(output: Path, names: Iterable[str]) -> None:
+    """Before any work: every existing ``<name>`` and ``.<name>.partial`` in ``output`` must be this project's."""
+    for name in names:
+        check_replaceable(output, name)
+        partial = output / f".{name}.partial"
+        if partial.exists() and not (partial / PARTIAL_MARKER).is_file():
+            raise UserError(f"{partial}: exists but was not created by this project; it is left alone: move it or choose another --output")
+
+
+def fresh_partial(output: Path, name: str) -> Path:
+    """An empty ``.<name>.partial`` folder; a leftover one is removed only if this project created it."""
+    partial = output / f".{name}.partial"
+    if partial.exists():
+        if not (partial / PARTIAL_MARKER).is_file():
+            raise UserError(f"{partial}: exists but was not created by this project; it is left alone: move it or choose another --output")
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    (partial / PARTIAL_MARKER).write_bytes(b"")
+    return partial
+
+
+def publish(output: Path, name: str, partial: Path, frames: int) -> None:
+    """Replace ``output/name`` (only one this project wrote) by the complete ``partial`` folder, then record it complete.
+
+    The record says "not complete" while folders move, so a crash in between leaves a
+    folder that is known to be ours and is redone by the next run.
+    """
+    final = output / name
+    check_replaceable(output, name)
+    _write_record(output, name, frames, complete=False)
+    (partial / PARTIAL_MARKER).unlink(missing_ok=True)
+    if final.exists():
+        old = output / f".{name}.old"
+        if old.exists():
+            shutil.rmtree(old)  # a leftover of this project's previous publish (the name is ours, under the lock)
+        final.rename(old)
+        partial.rename(final)
+        shutil.rmtree(old)
+    else:
+        partial.rename(final)
+    _write_record(output, name, frames, complete=True)
+
+
+def lock_output(output: Path) -> None:
+    """Hold ``output``'s lock until the process exits; another run holding it is a UserError naming it."""
+    key = _resolved(output)
+    if key in _held:
+        return
+    (key / STATE_DIR).mkdir(exist_ok=True)
+    handle = open(key / LOCK_NAME, "a+")  # noqa: SIM115 - kept open: the lock lives as long as the process
+    if not _try_lock(handle):
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown process"
+        handle.close()
+        raise UserError(f"{output}: another run ({holder}) is writing into this folder; wait for it to finish or choose another --output")
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    _held[key] = handle
+
+
+def _try_lock(handle: IO[str]) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # Windows: lock the first byte instead
+        import msvcrt
+
+        try:
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+
+
+def archive_path(output: Path) -> Path:
+    """``<output>.zip`` next to the output folder, with its full name (``run.v1`` -> ``run.v1.zip``)."""
+    folder = _resolved(output)
+    if not folder.name:
+        raise UserError(f"--output {output}: no folder name to name the archive after; choose another --output")
+    return folder.with_name(f"{folder.name}.zip")
+
+
+def zip_comment(output: Path) -> bytes:
+    return ZIP_COMMENT_PREFIX + str(_resolved(output)).encode("utf-8", "surrogateescape")
+
+
+def check_archive_replaceable(zip_path: Path, output: Path) -> None:
+    """An existing ``zip_path`` may be replaced only if it was written from ``output`` by this project."""
+    if not zip_path.exists():
+        return
+    comment: Optional[bytes] = None
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            comment = archive.comment
+    except (OSError, zipfile.BadZipFile):
+        pass
+    if comment != zip_comment(output):
+        raise UserError(
+            f"{zip_path}: exists and was not written from {output} by this project; it is left alone: move it or choose another --output"
+        )
