@@ -65,10 +65,14 @@ class VideoFileFrames:
         capture = cv2.VideoCapture(str(path))
         ok, _ = capture.read() if capture.isOpened() else (False, None)
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if ok else 0
+        if ok and count <= 0:  # no frame count in the header: count by decoding (read() below checks every frame)
+            count = 1
+            while capture.read()[0]:
+                count += 1
         capture.release()
         if not ok:
             raise UserError(f"{path}: cannot decode this video file; convert it to mp4 (H.264) or extract its frames to a folder")
-        self.count = max(count, 1)
+        self.count = count
 
     def __len__(self) -> int:
         return self.count
@@ -181,10 +185,15 @@ class VideoSource:
         if max(target) > MAX_INFERENCE_SIDE:
             hint = "pass a smaller --size" if self.infer_size and self.infer_size > 0 else "resize the video"
             raise UserError(
-                f"{self.name}/{self.frames.stem(index)}: a {size[1]}x{size[0]} frame would be segmented at {target[1]}x{target[0]}, "
+                f"{self.frame_location(index)}: a {size[1]}x{size[0]} frame would be segmented at {target[1]}x{target[0]}, "
                 f"longer than {MAX_INFERENCE_SIDE} px; {hint} (--size -1 keeps the native size)"
             )
         return target
+
+    def frame_location(self, index: int) -> str:
+        """The file of frame ``index`` (or the video file and the index), for messages."""
+        paths = getattr(self.frames, "paths", None)
+        return str(paths[index]) if paths is not None else f"{getattr(self.frames, 'path', self.name)} frame {index}"
 
     def read_annotation(self, index: int, frame_size: tuple[int, int], target: Optional[tuple[int, int]] = None) -> Optional[Annotation]:
         """Objects annotated on this frame (void 255 excluded), as masks at ``target`` size."""

@@ -321,7 +321,8 @@ def evaluate_from_args(args: argparse.Namespace, videos: list[VideoSource], writ
     device = resolve_device(args.device)
     set_threads(args.threads)
     args.amp = effective_amp(device, args.amp, args.force_amp)
-    check_output_location(args.output, [p for v in videos for p in v.inputs()] + [args.model])
+    ground_truth = [args.gt] if getattr(args, "gt", None) else []
+    check_output_location(args.output, [p for v in videos for p in v.inputs()] + [args.model, *ground_truth])
     if getattr(args, "zip", False):  # before the work, not after it
         check_archive_replaceable(archive_path(Path(args.output)), Path(args.output))
     network = build_network(args, device)

@@ -468,8 +468,11 @@ def write_json(results: dict[str, Any], json_path: str | os.PathLike) -> Path:
     payload: dict[str, Any] = {m: _json_float(results["global"][m]) for m in GLOBAL_MEASURES}
     payload["sequences"] = {seq: {k: _json_float(v) for k, v in row.items()} for seq, row in results["per_sequence"].items()}
     path = Path(json_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(payload, indent=2) + "\n")
+    except OSError as e:
+        raise EvaluationError(f"{path}: cannot write the JSON results ({e.strerror or e}); choose another --json") from None
     return path
 
 
@@ -512,6 +515,8 @@ def run_jf(
     :class:`EvaluationError` no file is created.  Returns the
     :func:`evaluate_folders` result.
     """
+    if json_path is not None and Path(json_path).is_dir():
+        raise EvaluationError(f"{json_path}: is a folder; --json takes a file name, e.g. {Path(json_path) / 'jf.json'}")
     results = evaluate_folders(gt_dir, pred_dir, processes=processes, sequences=sequences)
     if verbose:
         print(format_report(results))
