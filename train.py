@@ -42,7 +42,7 @@ from model.model import (
 from model.network import QDMN
 from model.resnet import find_imagenet_weights
 from util.checkpoint import safe_load
-from util.errors import UserError, exit_on_user_error
+from util.errors import EXIT_INTERRUPTED, UserError, exit_on_user_error
 from util.hardware import training_parallelism
 from util.hyper_para import parse_args
 from util.logger import TensorboardLogger
@@ -108,14 +108,27 @@ def seed_everything(seed: int) -> None:
 
 
 class StopFlag:
-    """Set by SIGTERM; checked (and agreed between ranks) after every iteration."""
+    """Set by SIGTERM or a first Ctrl-C (SIGINT); checked (and agreed between ranks) after every iteration.
+
+    Either way the run saves a checkpoint and exits 0; a second Ctrl-C aborts at once
+    (exit 130), leaving the last saved checkpoint as it was.
+    """
 
     def __init__(self) -> None:
         self.requested = False
+        self.signal_name = ""
         signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
 
     def _handle(self, signum, frame) -> None:
+        if signum == signal.SIGINT and self.requested:
+            print("second Ctrl-C: aborted without saving; the last saved checkpoint is intact", file=sys.stderr, flush=True)
+            raise SystemExit(EXIT_INTERRUPTED)
+        if signum == signal.SIGINT:
+            print("Ctrl-C: saving a checkpoint after this iteration, then stopping (Ctrl-C again aborts without saving)",
+                  file=sys.stderr, flush=True)
         self.requested = True
+        self.signal_name = self.signal_name or signal.Signals(signum).name
 
     def agreed(self, env: DistEnv) -> bool:
         if not env.distributed:
@@ -200,8 +213,9 @@ def check_ranks_agree(net: torch.nn.Module, env: DistEnv) -> None:
 
 # --------------------------------------------------------------------------- data
 def init_worker(worker_id: int, rank: int = 0) -> None:
-    """Data-loader worker setup: ignore SIGTERM (the main process saves and stops) and seed per rank and worker."""
+    """Data-loader worker setup: ignore SIGTERM and Ctrl-C (the main process saves and stops) and seed per rank and worker."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     seed = (torch.initial_seed() + worker_id + rank * 100) % 2**31
     np.random.seed(seed)
     random.seed(seed)
@@ -467,7 +481,7 @@ def train(args, env: DistEnv, config: ModelConfig, data: StageData, resume, netw
     if progress is not None:
         progress.finish(dirty=stopped)
     if stopped:
-        log(f"SIGTERM: stopped at iteration {it}")
+        log(f"{stop.signal_name}: stopped at iteration {it}")
     elif args.stop_at is not None and it == args.stop_at and it < args.iterations:
         log(f"--stop_at: stopped at iteration {it}; resume with --load_model")
     if last_saved != it:

@@ -11,7 +11,7 @@ from typing import Optional
 from torch.utils.data import ConcatDataset, Dataset
 
 from datasets.static_dataset import FLAT_LAYOUT, FSS_LAYOUT, StaticTransformDataset
-from datasets.vos_dataset import VOSDataset, list_videos
+from datasets.vos_dataset import NUM_FRAMES, VOSDataset, list_videos
 from util.errors import UserError
 from util.load_subset import load_sub_davis, load_sub_yv
 
@@ -65,6 +65,16 @@ class StageData:
         return skip, davis_skip
 
 
+def too_short(*im_roots: Path) -> str:
+    """' (N videos have fewer than the 3 frames ...)' when some video folders are too short to sample a clip, else ''."""
+    short = 0
+    for root in im_roots:
+        if root.is_dir():
+            for video in (p for p in root.iterdir() if p.is_dir()):
+                short += sum(f.suffix.lower() in (".jpg", ".jpeg", ".png") for f in video.iterdir()) < NUM_FRAMES
+    return f" ({short} video(s) have fewer than the {NUM_FRAMES} frames a training clip needs)" if short else ""
+
+
 def static_data(root: str | os.PathLike, size: int, log: Log = print) -> StageData:
     root = Path(root).expanduser()
     found = [(name, StaticTransformDataset(root / name, layout, size), repeats) for name, layout, repeats in STATIC_SETS]
@@ -89,7 +99,10 @@ def blender_data(root: str | os.PathLike, size: int, log: Log = print, width: Op
     root = Path(root).expanduser()
     dataset = VOSDataset(root / "JPEGImages", root / "Annotations", INITIAL_SKIP, is_bl=True, size=size, width=width)
     if len(dataset) == 0:
-        raise UserError(f"{root}: no BL30K videos found (expected JPEGImages/<video>/*.jpg and Annotations/<video>/*.png); check --bl_root")
+        raise UserError(
+            f"{root}: no BL30K videos found (expected JPEGImages/<video>/*.jpg and Annotations/<video>/*.png)"
+            f"{too_short(root / 'JPEGImages')}; check --bl_root"
+        )
     log(f"Blender dataset size: {len(dataset)}")
     return StageData(dataset, [(dataset, "bl")])
 
@@ -132,7 +145,8 @@ def vos_data(
         width,
     )
     if len(youtube_set) == 0 and len(davis_set) == 0:
-        raise UserError(f"no training videos in {yv} nor in {davis}; check --yv_root and --davis_root")
+        short = too_short(yv / "JPEGImages", davis / "JPEGImages" / "480p")
+        raise UserError(f"no training videos in {yv} nor in {davis}{short}; check --yv_root and --davis_root")
     for name, dataset, where in (("YouTube", youtube_set, yv), ("DAVIS", davis_set, davis)):
         if len(dataset) == 0:
             log(f"warning: no {name} training videos in {where}; training without them")

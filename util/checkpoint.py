@@ -153,9 +153,21 @@ def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], 
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``.
+
+    A full disk or a permission error is a UserError naming the file; ``path`` keeps
+    its previous content.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_then_rename(obj, path)
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise UserError(f"{path}: cannot write ({reason}); free disk space or fix the permissions; the previous file is intact") from None
+
+
+def _write_then_rename(obj: Any, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

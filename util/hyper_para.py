@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from model.config import PRESETS, QAM_ACTIVATIONS
+from util.arg_types import non_negative_int, plain_name, positive_float, positive_int
 
 # stage: (batch size per GPU, iterations, LR decay steps) of the official code (2 GPUs).
 STAGE_DEFAULTS: dict[int, tuple[int, int, list[int]]] = {
@@ -41,21 +42,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="stages 1/2: crops of --size x this width (a multiple of 16) instead of square, e.g. to match the evaluation frames' shape",
     )
-    data.add_argument("--num_workers", type=int, default=None,
+    data.add_argument("--num_workers", type=non_negative_int, default=None,
                       help="data-loader processes per rank (default: CUDA min(8, CPUs per rank); CPU a quarter of them, 0 below 4)")
-    data.add_argument("--threads", type=int, default=None,
+    data.add_argument("--threads", type=positive_int, default=None,
                       help="intra-op CPU threads per rank (default: CUDA min(4, CPUs per rank); CPU the CPUs per rank not used by workers)")
 
     train = p.add_argument_group("training")
     train.add_argument("--stage", type=int, default=0, choices=(0, 1, 2), help="0 static images, 1 BL30K, 2 DAVIS + YouTube-VOS")
-    train.add_argument("-b", "--batch_size", type=int, default=None, help="batch size per GPU (default per stage: 14 / 8 / 8)")
-    train.add_argument("-i", "--iterations", type=int, default=None, help="iterations (default per stage: 160000 / 250000 / 150000)")
+    train.add_argument("-b", "--batch_size", type=positive_int, default=None, help="batch size per GPU (default per stage: 14 / 8 / 8)")
+    train.add_argument("-i", "--iterations", type=positive_int, default=None,
+                       help="iterations (default per stage: 160000 / 250000 / 150000)")
     train.add_argument(
-        "--steps", type=int, nargs="*", default=None, help="LR decay iterations (default per stage: 250000 / 450000 / 70000)"
+        "--steps", type=positive_int, nargs="*", default=None, help="LR decay iterations (default per stage: 250000 / 450000 / 70000)"
     )
-    train.add_argument("--lr", type=float, default=2e-5, help="initial learning rate")
-    train.add_argument("--gamma", type=float, default=0.1, help="LR := LR * gamma at every decay step")
-    train.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the data order, augmentation and initialisation")
+    train.add_argument("--lr", type=positive_float, default=2e-5, help="initial learning rate")
+    train.add_argument("--gamma", type=positive_float, default=0.1, help="LR := LR * gamma at every decay step")
+    train.add_argument("--seed", type=non_negative_int, default=DEFAULT_SEED,
+                       help="seed of the data order, augmentation and initialisation")
     train.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK when CUDA is available, else cpu), cpu, cuda or cuda:N")
 
     model = p.add_argument_group("model")
@@ -82,13 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--load_model", help="resume exactly from a training checkpoint <id>_checkpoint.pth")
 
     log = p.add_argument_group("logging and saving")
-    log.add_argument("--id", default="NULL", help="experiment id; NULL disables TensorBoard logging and saving")
+    log.add_argument("--id", type=plain_name, default="NULL", help="experiment id; NULL disables TensorBoard logging and saving")
     log.add_argument("--debug", action="store_true", help="log every iteration")
     log.add_argument(
-        "--save_every", type=int, default=DEFAULT_SAVE_EVERY, help="write weights and a checkpoint every N iterations (and at the end)"
+        "--save_every", type=positive_int, default=DEFAULT_SAVE_EVERY,
+        help="write weights and a checkpoint every N iterations (and at the end)"
     )
     log.add_argument(
-        "--stop_at", type=int, default=None, help="save and exit after this iteration, keeping the schedule of -i (for time-limited jobs)"
+        "--stop_at", type=positive_int, default=None,
+        help="save and exit after this iteration, keeping the schedule of -i (for time-limited jobs)"
     )
 
     # set by torch.distributed.launch: --local-rank (PyTorch >= 2.0) or --local_rank (older)

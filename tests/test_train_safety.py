@@ -1,0 +1,105 @@
+"""train.py: Ctrl-C saves like SIGTERM, checkpoint write errors keep the previous checkpoint, bad flags are usage errors.
+
+Tiny generated data and the ``lite`` model, as in ``tests/test_training.py``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import train
+import util.checkpoint
+from datasets.synthetic import write_davis2017
+from tests.test_training import COMMON, TIMEOUT, _env, _main_error, data, saved, signal_run  # noqa: F401 - data: fixture
+from util.checkpoint import atomic_save, safe_load
+from util.errors import EXIT_INTERRUPTED, UserError
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_zero(data, tmp_path):  # noqa: F811 - the imported fixture
+    args = ["--stage", "1", "--bl_root", str(data["bl"]), "-i", "100000", "--id", "ctrlc", *COMMON]
+    returncode, output = signal_run(tmp_path, args, "It      1 ", signal.SIGINT)
+    assert returncode == 0, output[-2000:]
+    assert "Ctrl-C: saving a checkpoint" in output and "SIGINT: stopped at iteration" in output
+    assert safe_load(saved(tmp_path, "*_checkpoint.pth"))["it"] >= 1
+
+
+def test_a_second_ctrl_c_aborts_at_once():
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        stop = train.StopFlag()
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested and stop.signal_name == "SIGINT"
+        with pytest.raises(SystemExit) as exc:
+            os.kill(os.getpid(), signal.SIGINT)
+        assert exc.value.code == EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"), PermissionError(errno.EACCES, "Permission denied")])
+def test_checkpoint_write_error_is_one_line_and_keeps_the_previous_file(tmp_path, monkeypatch, error):
+    path = tmp_path / "run_checkpoint.pth"
+    atomic_save({"it": 1, "network": {"w": torch.ones(3)}}, path)
+    before = path.read_bytes()
+
+    def failing(obj, f, *args, **kwargs):
+        f.write(b"partial bytes")
+        raise error
+
+    monkeypatch.setattr(util.checkpoint.torch, "save", failing)
+    with pytest.raises(UserError, match=error.strerror) as exc:
+        atomic_save({"it": 2}, path)
+    assert str(path) in str(exc.value) and "\n" not in str(exc.value)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run_checkpoint.pth"]  # no temporary file left
+
+
+FULL_AT_SECOND_SAVE = """
+import errno, sys
+import util.checkpoint as checkpoint
+real, saves = checkpoint._write_then_rename, []
+def full_after_first(obj, path):
+    saves.append(path)
+    if len(saves) > 2:  # weights and checkpoint of iteration 1 are written; then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+    real(obj, path)
+checkpoint._write_then_rename = full_after_first
+import train
+sys.exit(train.main(sys.argv[1:]))
+"""
+
+
+def test_full_disk_while_training_keeps_the_last_checkpoint(data, tmp_path):  # noqa: F811 - the imported fixture
+    args = ["--stage", "0", "--static_root", str(data["static"]), "-i", "2", "--save_every", "1", "--id", "full", *COMMON]
+    proc = subprocess.run([sys.executable, "-c", FULL_AT_SECOND_SAVE, *args], cwd=tmp_path, env=_env(tmp_path),
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
+    assert "No space left on device" in errors[0] and "_2.pth" in errors[0] and "previous file is intact" in errors[0]
+    assert safe_load(saved(tmp_path, "*_checkpoint.pth"))["it"] == 1
+
+
+def test_numeric_training_flags_are_usage_errors(capsys):
+    for flag, value in (("--lr", "nan"), ("--lr", "0"), ("--gamma", "inf"), ("-b", "0"), ("-i", "-1"), ("--steps", "-5"),
+                        ("--num_workers", "-1"), ("--save_every", "0"), ("--stop_at", "0"), ("--seed", "-1"), ("--id", "../elsewhere")):
+        with pytest.raises(SystemExit) as exc:
+            train.main(["--stage", "0", flag, value])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and f"argument {flag}" in err and "Traceback" not in err, err
+
+
+def test_data_root_whose_videos_are_too_short_says_three_frames_are_needed(tmp_path, capsys):
+    write_davis2017(tmp_path / "DAVIS", seed=1, num_videos=2, num_frames=2, height=32, width=48, splits=("train",))
+    frames_before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    err = _main_error(capsys, "--stage", "2", "--davis_root", str(tmp_path / "DAVIS"), "--yv_root", str(tmp_path / "none"), "--no_subset",
+                      "--device", "cpu", *COMMON)
+    assert "2 video(s) have fewer than the 3 frames" in err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == frames_before
