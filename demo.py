@@ -18,6 +18,7 @@ import numpy as np
 
 from eval_generic import checked_ground_truth, generic_video, print_jf, write_video_overlay
 from model.memory_policy import DAVIS_MEMORY
+from util.arg_types import size_or_native
 from util.errors import UserError, exit_on_user_error
 from util.eval_runner import add_eval_args, evaluate_from_args
 from util.image_io import save_palette_png
@@ -34,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--video", default=None, help="folder of frames or a video file (default: the bundled sample)")
     p.add_argument("--masks", default=None, help="annotation PNGs named like their frames")
     p.add_argument("--gt", default=None, help="ground-truth PNGs named like the frames (any folder name): J&F and a side-by-side overlay")
-    p.add_argument("--size", type=int, default=None,
+    p.add_argument("--size", type=size_or_native, default=None,
                    help="shorter side for inference (may upscale); -1 native; default: never upscale, at most 480")
     add_eval_args(p, DAVIS_MEMORY, default_model=DEFAULT_MODEL, default_output="outputs/demo")
     args = p.parse_args(argv)

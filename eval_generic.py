@@ -17,7 +17,7 @@ import numpy as np
 
 from datasets.video_source import ImageFolderFrames, VideoFileFrames, VideoSource, check_sequence_folder
 from model.memory_policy import DAVIS_MEMORY
-from util.arg_types import plain_name, positive_float
+from util.arg_types import plain_name, positive_float, size_or_native
 from util.errors import UserError, exit_on_user_error
 from util.eval_runner import add_eval_args, evaluate_from_args
 from util.image_io import check_unique_stems, list_images, load_mask
@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--video", required=True, help="folder of frames, or a video file")
     parser.add_argument("--masks", required=True, help="folder of annotation PNGs named like their frames")
-    parser.add_argument("--size", type=int, default=None,
+    parser.add_argument("--size", type=size_or_native, default=None,
                         help=f"shorter side for inference (may upscale); -1 native; default: never upscale, at most {MAX_SHORT_SIDE}")
     parser.add_argument("--gt", default=None, help="ground-truth PNGs named like the frames (any folder name): print J&F")
     parser.add_argument("--name", type=plain_name, default=None, help="output sub-folder, a plain folder name (default: the video's name)")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from inference_core_yv import INFERENCE_SHORT_SIDE, YOUTUBE_MEMORY, youtube_videos
+from util.arg_types import size_or_native
 from util.errors import exit_on_user_error
 from util.eval_runner import add_eval_args, evaluate_from_args, write_submission_zip
 
@@ -16,7 +17,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--yv", default="data/YouTube", help="YouTube-VOS root (2018 or 2019)")
     parser.add_argument("--split", default="valid", choices=["valid", "test"])
     parser.add_argument("--sparse", action="store_true", help="read the 5-frame JPEGImages instead of all_frames")
-    parser.add_argument("--size", type=int, default=INFERENCE_SHORT_SIDE, help="shorter side for inference (-1: native)")
+    parser.add_argument("--size", type=size_or_native, default=INFERENCE_SHORT_SIDE, help="shorter side for inference (-1: native)")
     parser.add_argument("--zip", action="store_true", help="also write <output>.zip for the evaluation server")
     add_eval_args(parser, YOUTUBE_MEMORY)
     return parser.parse_args(argv)

@@ -87,6 +87,8 @@ def resolve_env(args) -> DistEnv:
             raise UserError(f"--device {args.device}: CUDA is not available here; use --device cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise UserError(f"{device}: only {torch.cuda.device_count()} CUDA device(s) visible to rank {rank}")
+    elif device.type != "cpu":
+        raise UserError(f"--device {args.device}: train.py runs on cpu or cuda (cuda:N); use one of them")
     return DistEnv(rank, world_size, local_rank, device)
 
 

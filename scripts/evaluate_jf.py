@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from util.arg_types import positive_int  # noqa: E402
 from util.errors import EXIT_USAGE, UserError  # noqa: E402
 from util.metrics import run_jf  # noqa: E402
 
@@ -30,7 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("pred_dir", help="prediction folder, one sub-folder per sequence")
     parser.add_argument("--json", dest="json_path", help="also write the results as JSON (0-1 scale) to this file")
     parser.add_argument("--csv_dir", help="folder for the two CSV files (default: PRED_DIR)")
-    parser.add_argument("--processes", type=int, default=min(8, os.cpu_count() or 1), help="worker processes (default: %(default)s)")
+    parser.add_argument("--processes", type=positive_int, default=min(8, os.cpu_count() or 1),
+                        help="worker processes (default: %(default)s)")
     parser.add_argument("--sequences", help="comma-separated subset of sequences to evaluate (default: all)")
     return parser.parse_args(argv)
 

@@ -180,7 +180,8 @@ def test_weights_file_with_missing_or_malformed_config(clip, tmp_path, capsys):
 
 # ----------------------------------------------------------------- arguments and devices
 @pytest.mark.parametrize("flag,value", [("--top_k", "0"), ("--threshold", "nan"), ("--threshold", "inf"), ("--capacity", "-1"),
-                                        ("--mem_freq", "0"), ("--mem_freq", "-3"), ("--fps", "nan"), ("--fps", "0"), ("--top_k", "x")])
+                                        ("--mem_freq", "0"), ("--mem_freq", "-3"), ("--fps", "nan"), ("--fps", "0"), ("--top_k", "x"),
+                                        ("--size", "0"), ("--size", "-5"), ("--threads", "0")])
 def test_numeric_flags_are_checked_by_the_argument_builders(clip, tmp_path, capsys, flag, value):
     root, _, ckpt = clip
     code, lines, _ = call(eval_generic.main, *generic(root / "frames", root / "masks", ckpt, tmp_path / "out"), flag, value, capsys=capsys)
@@ -235,4 +236,6 @@ def test_evaluate_jf_json_naming_a_folder(tmp_path):
     proc = run("scripts/evaluate_jf.py", str(gt.parent), str(pred.parent), "--json", str(target), "--processes", "1", check=False)
     assert_one_line_error(proc, str(target), "is a folder")
     assert list(target.iterdir()) == [] and not (pred.parent / "global_results.csv").exists()
+    proc = run("scripts/evaluate_jf.py", str(gt.parent), str(pred.parent), "--processes", "0", check=False)
+    assert proc.returncode == 2 and "argument --processes" in proc.stderr and "Traceback" not in proc.stderr
 

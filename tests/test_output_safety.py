@@ -92,6 +92,31 @@ def test_generic_output_holding_the_video_is_refused(davis, capsys):
     assert tree(trainval) == before
 
 
+def test_every_entry_point_refuses_an_output_inside_its_inputs(davis, tmp_path, capsys):
+    import demo
+    import eval_davis_2016
+    import eval_youtube
+    from datasets.synthetic import write_davis2016, write_youtube
+
+    trainval, name, ckpt = davis
+    frames, masks = trainval / "JPEGImages/480p" / name, trainval / "Annotations/480p" / name
+    write_youtube(tmp_path / "yv", seed=1, split="valid", num_videos=1, num_frames=3, height=32, width=48)
+    write_davis2016(tmp_path / "d16", seed=1, num_videos=1, num_frames=3, height=32, width=48)
+    before = tree(tmp_path)
+    yv_frames = next((tmp_path / "yv/all_frames/valid_all_frames/JPEGImages").iterdir())
+    d16_root = tmp_path / "d16/2016"
+    common = ["--model", str(ckpt), "--device", "cpu"]
+    cases = [
+        (demo.main, ["--video", str(frames), "--masks", str(masks), "--output", str(frames / "out"), *common], "lies inside"),
+        (eval_youtube.main, ["--yv", str(tmp_path / "yv"), "--output", str(yv_frames.parent), *common], "contains"),
+        (eval_davis_2016.main, ["--davis", str(d16_root), "--output", str(d16_root), *common], "contains"),
+    ]
+    for main, argv, relation in cases:
+        code, lines, _ = call(main, *argv, capsys=capsys)
+        assert_refused(code, lines, relation)
+    assert tree(tmp_path) == before
+
+
 def test_name_must_be_a_plain_folder_name(davis, tmp_path, capsys):
     trainval, name, ckpt = davis
     victim = tmp_path / "victim"

@@ -103,3 +103,9 @@ def test_data_root_whose_videos_are_too_short_says_three_frames_are_needed(tmp_p
                       "--device", "cpu", *COMMON)
     assert "2 video(s) have fewer than the 3 frames" in err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == frames_before
+
+
+def test_unavailable_training_device_is_one_line(capsys):
+    for device in ("mps", "xpu", "cuda:7", "meta"):
+        err = _main_error(capsys, "--stage", "0", "--device", device)
+        assert f"--device {device}" in err or "cuda:7" in err, err

@@ -49,11 +49,14 @@ def finite_float(low: Optional[float] = None, high: Optional[float] = None, low_
     return check
 
 
+MIN_SIZE = 16  # the network's output stride: a smaller shorter side leaves no feature map
+
+
 def size_or_native(text: str) -> int:
-    """An inference size: -1 (or 0) keeps the native size, otherwise a positive number of pixels."""
+    """An inference size: -1 keeps the native size, otherwise at least :data:`MIN_SIZE` pixels."""
     value = int(_parse(int, text))
-    if value < -1:
-        raise argparse.ArgumentTypeError(f"{value} must be -1 (native size) or a positive number of pixels")
+    if value != -1 and value < MIN_SIZE:
+        raise argparse.ArgumentTypeError(f"{value} must be -1 (native size) or at least {MIN_SIZE} pixels")
     return value
 
 

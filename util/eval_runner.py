@@ -94,7 +94,7 @@ def add_eval_args(
     parser.add_argument("--amp", action="store_true",
                         help="mixed precision: float16 on CUDA, bfloat16 on a CPU with native bfloat16 (elsewhere float32, with a warning)")
     parser.add_argument("--force_amp", action="store_true", help="with --amp: bfloat16 even on a CPU without native bfloat16 (slow)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads for the network (default: the CPUs this process may use; 1 when the machine is shared)")
     parser.add_argument(
         "--official_kernels",
