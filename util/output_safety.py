@@ -17,6 +17,7 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -131,9 +132,8 @@ def publish(output: Path, name: str, partial: Path, frames: int) -> None:
     _write_record(output, name, frames, complete=False)
     (partial / PARTIAL_MARKER).unlink(missing_ok=True)
     if final.exists():
-        old = output / f".{name}.old"
-        if old.exists():
-            shutil.rmtree(old)  # a leftover of this project's previous publish (the name is ours, under the lock)
+        old = Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=output))  # a fresh unique name: nothing existing is touched
+        old.rmdir()  # renaming onto an empty folder is POSIX only
         final.rename(old)
         partial.rename(final)
         shutil.rmtree(old)
