@@ -50,6 +50,9 @@ def ensure_sample(root: Path = SAMPLE_DIR) -> tuple[Path, Path, Path]:
         from datasets.synthetic import render_video
 
         images, ids = render_video(np.random.default_rng(SAMPLE_SEED), SAMPLE_FRAMES, SAMPLE_HEIGHT, SAMPLE_WIDTH, SAMPLE_OBJECTS)
+        foreign = sorted(p.name for p in root.iterdir() if p.name not in ("frames", "masks", "gt")) if root.is_dir() else []
+        if foreign:  # the sample folder is regenerated whole: never delete what the demo did not write
+            raise UserError(f"{root}: holds {', '.join(foreign)}, not written by the demo; move them so the sample can be regenerated")
         shutil.rmtree(root, ignore_errors=True)
         for folder in (frames, masks, gt):
             folder.mkdir(parents=True)

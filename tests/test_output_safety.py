@@ -222,3 +222,16 @@ def test_output_dot_with_zip_is_one_archive_beside_the_folder(davis, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert zipfile.ZipFile(tmp_path / "work.zip").namelist()[0] == f"Annotations/{name}/00000.png"
+
+
+def test_demo_sample_folder_with_foreign_files_is_not_deleted(tmp_path):
+    import demo
+    from util.errors import UserError
+
+    root = tmp_path / "demo_sample"
+    (root / "frames").mkdir(parents=True)
+    (root / "my_notes.txt").write_text("mine")
+    before = tree(root)
+    with pytest.raises(UserError, match="my_notes.txt"):
+        demo.ensure_sample(root)
+    assert tree(root) == before

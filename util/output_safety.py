@@ -116,8 +116,11 @@ def fresh_partial(output: Path, name: str) -> Path:
         if not (partial / PARTIAL_MARKER).is_file():
             raise UserError(f"{partial}: exists but was not created by this project; it is left alone: move it or choose another --output")
         shutil.rmtree(partial)
-    partial.mkdir(parents=True)
-    (partial / PARTIAL_MARKER).write_bytes(b"")
+    try:
+        partial.mkdir(parents=True)
+        (partial / PARTIAL_MARKER).write_bytes(b"")
+    except OSError as e:
+        raise UserError(f"{partial}: cannot create ({e.strerror or e}); free disk space or fix --output's permissions") from None
     return partial
 
 
@@ -130,15 +133,18 @@ def publish(output: Path, name: str, partial: Path, frames: int) -> None:
     final = output / name
     check_replaceable(output, name)
     _write_record(output, name, frames, complete=False)
-    (partial / PARTIAL_MARKER).unlink(missing_ok=True)
-    if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=output))  # a fresh unique name: nothing existing is touched
-        old.rmdir()  # renaming onto an empty folder is POSIX only
-        final.rename(old)
-        partial.rename(final)
-        shutil.rmtree(old)
-    else:
-        partial.rename(final)
+    try:
+        (partial / PARTIAL_MARKER).unlink(missing_ok=True)
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=output))  # a fresh unique name: nothing existing is touched
+            old.rmdir()  # renaming onto an empty folder is POSIX only
+            final.rename(old)
+            partial.rename(final)
+            shutil.rmtree(old)
+        else:
+            partial.rename(final)
+    except OSError as e:
+        raise UserError(f"{final}: cannot publish ({e.strerror or e}); fix --output's permissions and rerun") from None
     _write_record(output, name, frames, complete=True)
 
 
