@@ -43,7 +43,7 @@ from model.network import QDMN
 from model.resnet import find_imagenet_weights
 from util.checkpoint import safe_load
 from util.errors import EXIT_INTERRUPTED, UserError, exit_on_user_error
-from util.hardware import training_parallelism
+from util.hardware import amp_dtype, effective_amp, training_parallelism
 from util.hyper_para import parse_args
 from util.logger import TensorboardLogger
 
@@ -412,7 +412,12 @@ def train(args, env: DistEnv, config: ModelConfig, data: StageData, resume, netw
 
     seed_everything(args.seed)  # identical initialisation on every rank
     net = build_network(config, args, env, resume, network_state, log)
-    trainer = QDMNTrainer(net, args.lr, args.steps, args.gamma, env.device, env.world_size, logger, save_path, args.debug)
+    amp = amp_dtype(env.device) if effective_amp(env.device, args.amp, args.force_amp) else None
+    if amp is not None:
+        log(f"mixed precision: {str(amp).removeprefix('torch.')} autocast" + (" with loss scaling" if amp == torch.float16 else ""))
+    trainer = QDMNTrainer(
+        net, args.lr, args.steps, args.gamma, env.device, env.world_size, logger, save_path, args.debug, amp_dtype=amp
+    )
     start_it = 0
     if resume is not None:
         trainer.load_training_state(resume, args.load_model)

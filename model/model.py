@@ -9,9 +9,11 @@ frozen in every stage (their affine parameters still learn), as in the official 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -27,7 +29,18 @@ from model.aggregate import aggregate_logits
 from model.config import ModelConfig
 from model.losses import START_WARM, LossComputer, iou_hooks
 from model.network import QDMN, QueryFeatures
-from util.checkpoint import TRAINING_KEYS, WEIGHTS_FORMAT, atomic_save, check_state_dict, describe, extract_weights, weights_payload
+from util.checkpoint import (
+    TRAINING_KEYS,
+    WEIGHTS_FORMAT,
+    atomic_save,
+    check_finite,
+    check_state_dict,
+    describe,
+    extract_weights,
+    weights_config,
+    weights_network,
+    weights_payload,
+)
 from util.errors import UserError
 from util.image_saver import pool_pairs
 from util.log_integrator import Integrator
@@ -151,13 +164,14 @@ def read_training_checkpoint(obj: Any, path: str | Path) -> dict[str, Any]:
             else ""
         )
         raise UserError(f"{path}: this is {describe(obj)}; --load_model needs a training checkpoint (<id>_checkpoint.pth){hint}")
+    check_finite(weights_network(obj, path), path)  # NaN weights would only make every loss non-finite
     return obj
 
 
 def checkpoint_config(checkpoint: dict[str, Any], path: str | Path) -> ModelConfig:
     """The model configuration of a training checkpoint (inferred for the official ones, ReLU QAM)."""
     if "config" in checkpoint:
-        return ModelConfig.from_dict(checkpoint["config"])
+        return weights_config(checkpoint, path)
     _, config = extract_weights(checkpoint["network"], path)
     return config
 
@@ -222,8 +236,15 @@ class QDMNTrainer:
         save_path: Optional[str | Path] = None,
         debug: bool = False,
         start_warm: int = START_WARM,
+        amp_dtype: Optional[torch.dtype] = None,
     ):
         self.net = net
+        # Mixed precision: autocast in the forward pass; losses, the QAM's target IoU and the
+        # optimiser stay float32. float16 needs loss scaling (its range is small), bfloat16 does not.
+        self.amp_dtype = amp_dtype
+        self.scaler = _grad_scaler(device, enabled=amp_dtype == torch.float16)
+        # Timing hook for scripts/benchmark_train.py: part(name) -> context manager around each part.
+        self.part: Callable[[str], contextlib.AbstractContextManager] = lambda name: contextlib.nullcontext()
         self.config = net.config
         self.device = device
         self.world_size = world_size
@@ -262,25 +283,45 @@ class QDMNTrainer:
         stays exact). Every rank takes the same decision, so DDP never waits for a rank
         that skipped its backward pass.
         """
-        data = self.to_device(data)
-        out = self.model(data["rgb"], data["gt"], data.get("sec_gt"), data.get("selector"))
-        losses = self.loss_computer.compute(data, out, it)
-        self.optimizer.zero_grad(set_to_none=True)
-        local_finite = bool(torch.isfinite(losses["total_loss"]).item())
+        with self.part("forward"):
+            data = self.to_device(data)
+            with self._autocast():
+                out = self.model(data["rgb"], data["gt"], data.get("sec_gt"), data.get("selector"))
+            out = {k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v for k, v in out.items()}
+            losses = self.loss_computer.compute(data, out, it)
+            self.optimizer.zero_grad(set_to_none=True)
+            local_finite = bool(torch.isfinite(losses["total_loss"]).item())
         skipped = None
         if not self._all_ranks(local_finite):
             skipped = "loss"
+        elif self.scaler.is_enabled():
+            # Infinite gradients are the scaler's business: it skips that step and lowers the
+            # scale, which is part of float16 training, not a non-finite failure.
+            with self.part("backward"):
+                self.scaler.scale(losses["total_loss"]).backward()
+            self.integrator.add_dict(losses)
+            with self.part("optimizer"):
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
         else:
-            losses["total_loss"].backward()
-            if not self._all_ranks(self._gradients_finite()):
+            with self.part("backward"):
+                losses["total_loss"].backward()
+                finite = self._all_ranks(self._gradients_finite())
+            if not finite:
                 skipped = "gradient"
                 self.optimizer.zero_grad(set_to_none=True)
-        if skipped is None:
-            self.integrator.add_dict(losses)
-            self.optimizer.step()
+            else:
+                self.integrator.add_dict(losses)
+                with self.part("optimizer"):
+                    self.optimizer.step()
         self.scheduler.step()
         self._log(data, out, it + 1)
         return StepOutcome(losses, skipped, local_finite)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _gradients_finite(self) -> bool:
         grads = [p.grad for p in self.net.parameters() if p.grad is not None]
@@ -312,6 +353,7 @@ class QDMNTrainer:
             "network": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),  # empty unless float16 loss scaling runs
             "config": self.config.to_dict(),
             "data_state": data_state,
             "rng": rng,
@@ -344,6 +386,15 @@ class QDMNTrainer:
                 raise UserError(f"{path}: optimiser state does not fit this network (parameter {index}); it was saved by different code")
         self.optimizer.load_state_dict(optimizer)
         self.scheduler.load_state_dict(checkpoint["scheduler"])
+        if self.scaler.is_enabled() and checkpoint.get("scaler"):
+            self.scaler.load_state_dict(checkpoint["scaler"])
+
+
+def _grad_scaler(device: torch.device, enabled: bool) -> torch.amp.GradScaler:
+    """Loss scaling for float16 (``torch.amp.GradScaler`` from PyTorch 2.3, ``torch.cuda.amp`` before)."""
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler(device.type, enabled=enabled)
+    return torch.cuda.amp.GradScaler(enabled=enabled)
 
 
 def _no_buffer_sync() -> dict[str, bool]:

@@ -60,3 +60,20 @@ def test_benchmark_forced_amp_sizes_the_emulated_matmul_down(tmp_path):
     result, _ = _amp_run(tmp_path, "--force_amp", native="0")
     assert result["precision"] == "bfloat16" and result["kernels"] == "fast" and result["gflop_per_frame"] > 0
     assert result["matmul_size"] == 256
+
+
+def test_training_benchmark_tiny(tmp_path):
+    """Both precisions where bfloat16 is (said to be) native; --amp reported as skipped where it is not."""
+    tiny = ["scripts/benchmark_train.py", "--configs", "lite", "--batch", "1", "--size", "32", "--iterations", "1", "--warmup", "0",
+            "--data_height", "48", "--data_width", "64", "--device", "cpu", "--threads", "1"]
+    out = tmp_path / "t.json"
+    run(*tiny, "--json", str(out), "--markdown", str(tmp_path / "t.md"), env={NATIVE_BF16_ENV: "1"})
+    report = json.loads(out.read_text())
+    assert [r["precision"] for r in report["results"]] == ["float32", "bfloat16"] and not report["skipped"]
+    for r in report["results"]:
+        assert r["it_per_s"] > 0 and r["peak_rss_mib"] > 100
+        assert set(r["parts_s_per_it"]) == {"data loading", "forward", "backward", "optimizer"}
+        assert all(v > 0 for v in r["parts_s_per_it"].values())
+    run(*tiny, "--json", str(out), "--markdown", str(tmp_path / "t.md"), env={NATIVE_BF16_ENV: "0"})
+    report = json.loads(out.read_text())
+    assert [r["precision"] for r in report["results"]] == ["float32"] and "no native bfloat16" in report["skipped"][0]

@@ -18,7 +18,7 @@ import train
 from datasets.synthetic import write_davis2017, write_static, write_youtube
 from model.aggregate import aggregate_logits
 from model.config import LITE
-from model.model import ClipForward, expand_single_object
+from model.model import ClipForward, QDMNTrainer, expand_single_object
 from model.network import QDMN
 from util.checkpoint import atomic_save, safe_load
 from util.hyper_para import DEFAULT_SEED
@@ -208,11 +208,16 @@ def test_two_processes_gloo(data, tmp_path, launcher):
     assert safe_load(saved(tmp_path, "*_checkpoint.pth"))["data_state"]["world_size"] == 2
 
 
-def test_exact_resume(data, tmp_path):
+AMP = ["--amp", "--force_amp"]  # bfloat16 autocast on the CPU, whatever its instruction set
+
+
+@pytest.mark.parametrize("precision", [[], AMP], ids=["float32", "amp"])
+def test_exact_resume(data, tmp_path, precision):
     # 5 videos, batch 2: 2 iterations per epoch; stopping after 3 resumes mid-epoch, after
     # an epoch change (and a max_jump change of the curriculum).
-    args = ["--stage", "1", "--bl_root", str(data["bl"]), "-i", "4", *COMMON]
-    run_train(tmp_path / "full", *args, "--id", "full")
+    args = ["--stage", "1", "--bl_root", str(data["bl"]), "-i", "4", *COMMON, *precision]
+    proc = run_train(tmp_path / "full", *args, "--id", "full")
+    assert ("mixed precision: bfloat16 autocast" in proc.stdout) == bool(precision)
     run_train(tmp_path / "half", *args, "--id", "half", "--stop_at", "3")
     checkpoint = saved(tmp_path / "half", "*_checkpoint.pth")
     assert safe_load(checkpoint)["it"] == 3
@@ -406,12 +411,16 @@ def test_ten_non_finite_losses_in_a_row_stop_with_the_last_checkpoint_intact(dat
 
 # ------------------------------------------------------------------ SIGKILL at random moments
 def test_sigkill_at_random_moments_always_resumes_to_the_same_weights(data, tmp_path):
-    args = ["--stage", "1", "--bl_root", str(data["bl"]), "-i", "8", "--save_every", "1", *COMMON]
-    run_train(tmp_path / "full", *args, "--id", "full")
-    full = safe_load(saved(tmp_path / "full", "*_8.pth"))["network"]
+    """Five kills in float32, two with --amp (each against its own uninterrupted run)."""
+    base = ["--stage", "1", "--bl_root", str(data["bl"]), "-i", "8", "--save_every", "1", *COMMON]
+    finals = {}
+    for name, precision in (("float32", []), ("amp", AMP)):
+        run_train(tmp_path / f"full_{name}", *base, *precision, "--id", "full")
+        finals[name] = safe_load(saved(tmp_path / f"full_{name}", "*_8.pth"))["network"]
     rng = random.Random(7)
     resumed_from = []
-    for trial in range(5):
+    for trial, name in enumerate(["float32", "amp", "float32", "float32", "amp", "float32", "float32"]):
+        args, full = [*base, *(AMP if name == "amp" else [])], finals[name]
         cwd = tmp_path / f"trial{trial}"
         signal_run(cwd, [*args, "--id", "killed"], "Checkpoint saved", signal.SIGKILL, delay=rng.uniform(0.0, 2.5))
         checkpoint_file = saved(cwd, "*_checkpoint.pth")
@@ -421,5 +430,28 @@ def test_sigkill_at_random_moments_always_resumes_to_the_same_weights(data, tmp_
         resumed_from.append(checkpoint["it"])
         if checkpoint["it"] < 8:
             rest = safe_load(saved(cwd / "rest", "*_8.pth"))["network"]
-            assert all(torch.equal(full[k], rest[k]) for k in full), f"trial {trial}: resumed at {checkpoint['it']}"
+            assert all(torch.equal(full[k], rest[k]) for k in full), f"trial {trial} ({name}): resumed at {checkpoint['it']}"
     assert any(it < 8 for it in resumed_from), f"every kill came after the end: {resumed_from}"
+
+
+def test_amp_trainer_runs_the_forward_in_bfloat16_and_keeps_float32_weights():
+    """--amp on the CPU: bfloat16 autocast changes the update a little, weights and optimiser stay float32."""
+
+    def one_step(amp_dtype):
+        torch.manual_seed(0)
+        net = QDMN(LITE.with_(single_object=True), top_k=None)
+        trainer = QDMNTrainer(net, 1e-3, [100], 0.1, torch.device("cpu"), amp_dtype=amp_dtype)
+        gen = torch.Generator().manual_seed(1)
+        gt = (torch.rand(2, 3, 1, 32, 32, generator=gen) > 0.5).float()
+        data = {"rgb": torch.randn(2, 3, 3, 32, 32, generator=gen), "gt": gt, "cls_gt": gt[:, :, 0].long()}
+        outcome = trainer.do_pass(data, 0)
+        assert outcome.skipped is None and not trainer.scaler.is_enabled()
+        return net.state_dict(), trainer
+
+    fp32, _ = one_step(None)
+    bf16, trainer = one_step(torch.bfloat16)
+    assert all(v.dtype == fp32[k].dtype for k, v in bf16.items())
+    assert all(s["exp_avg"].dtype == torch.float32 for s in trainer.optimizer.state.values())
+    changed = [k for k in fp32 if fp32[k].is_floating_point() and not torch.equal(fp32[k], bf16[k])]
+    assert changed  # the forward really ran in bfloat16
+    assert max((fp32[k] - bf16[k]).abs().max().item() for k in changed) < 1e-2

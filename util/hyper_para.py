@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--gamma", type=positive_float, default=0.1, help="LR := LR * gamma at every decay step")
     train.add_argument("--seed", type=non_negative_int, default=DEFAULT_SEED,
                        help="seed of the data order, augmentation and initialisation")
+    train.add_argument("--amp", action="store_true",
+                       help="mixed precision: float16 + loss scaling on CUDA; bfloat16 on a CPU with native bfloat16 (else float32)")
+    train.add_argument("--force_amp", action="store_true", help="with --amp: bfloat16 even on a CPU without native bfloat16 (slow)")
     train.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK when CUDA is available, else cpu), cpu, cuda or cuda:N")
 
     model = p.add_argument_group("model")

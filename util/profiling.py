@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import resource
 import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -50,6 +51,19 @@ class StageTimer:
             return out
 
         return timed
+
+    @contextlib.contextmanager
+    def section(self, stage: str) -> Iterator[None]:
+        """Time a block as ``stage`` (CUDA synchronised before and after)."""
+        self._sync()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._sync()
+            with self._lock:
+                self.seconds[stage] += time.perf_counter() - start
+                self.calls[stage] += 1
 
     def instrument(self, network: torch.nn.Module) -> None:
         """Time the network's per-frame methods (on this instance only)."""
