@@ -174,8 +174,10 @@ def test_weights_file_with_missing_or_malformed_config(clip, tmp_path, capsys):
             broken["config"] = config
         path = tmp_path / f"{label}.pth"
         torch.save(broken, path)
+        before = path.read_bytes()
         code, lines, _ = call(eval_generic.main, *generic(root / "frames", root / "masks", path, tmp_path / "out"), capsys=capsys)
         assert_refused(code, lines, str(path), "'config'")
+        assert path.read_bytes() == before
 
 
 # ----------------------------------------------------------------- arguments and devices
@@ -184,17 +186,20 @@ def test_weights_file_with_missing_or_malformed_config(clip, tmp_path, capsys):
                                         ("--size", "0"), ("--size", "-5"), ("--threads", "0")])
 def test_numeric_flags_are_checked_by_the_argument_builders(clip, tmp_path, capsys, flag, value):
     root, _, ckpt = clip
+    before = tree(root)
     code, lines, _ = call(eval_generic.main, *generic(root / "frames", root / "masks", ckpt, tmp_path / "out"), flag, value, capsys=capsys)
     assert code == 2 and any(f"argument {flag}" in line and "Traceback" not in line for line in lines), lines
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists() and tree(root) == before
 
 
 @pytest.mark.parametrize("device", ["mps", "xpu", "cuda:7", "tpu"])
 def test_unavailable_device_is_one_line(clip, tmp_path, capsys, device):
     root, _, ckpt = clip
+    before = tree(root)
     code, lines, _ = call(eval_generic.main, *generic(root / "frames", root / "masks", ckpt, tmp_path / "out"), "--device", device,
                           capsys=capsys)
     assert_refused(code, lines, f"--device {device}")
+    assert tree(root) == before
 
 
 # ----------------------------------------------------------------- writing
@@ -210,10 +215,11 @@ def test_full_disk_while_writing_masks_is_one_line_and_publishes_nothing(clip, t
         "eval_generic.main(sys.argv[1:])\n"
     )
     out = tmp_path / "out"
+    before = tree(root)
     proc = subprocess.run([sys.executable, "-c", script, *generic(root / "frames", root / "masks", ckpt, out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert_one_line_error(proc, "00000.png", "No space left on device")
-    assert not (out / "frames").exists()
+    assert not (out / "frames").exists() and tree(root) == before
 
 
 def test_permission_error_writing_a_mask_is_a_user_error(tmp_path):
@@ -233,9 +239,10 @@ def test_evaluate_jf_json_naming_a_folder(tmp_path):
             save_mask(folder / f"{t:05d}.png", np.eye(4, dtype=np.uint8))
     target = tmp_path / "results"
     target.mkdir()
+    before = tree(tmp_path)
     proc = run("scripts/evaluate_jf.py", str(gt.parent), str(pred.parent), "--json", str(target), "--processes", "1", check=False)
     assert_one_line_error(proc, str(target), "is a folder")
-    assert list(target.iterdir()) == [] and not (pred.parent / "global_results.csv").exists()
+    assert tree(tmp_path) == before and list(target.iterdir()) == [] and not (pred.parent / "global_results.csv").exists()
     proc = run("scripts/evaluate_jf.py", str(gt.parent), str(pred.parent), "--processes", "0", check=False)
     assert proc.returncode == 2 and "argument --processes" in proc.stderr and "Traceback" not in proc.stderr
 

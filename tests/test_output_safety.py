@@ -133,6 +133,7 @@ def test_name_must_be_a_plain_folder_name(davis, tmp_path, capsys):
 
 def test_a_folder_without_the_marker_is_never_replaced(davis, tmp_path, capsys):
     trainval, name, ckpt = davis
+    inputs = tree(trainval)
     out = tmp_path / "out"
     (out / name).mkdir(parents=True)
     (out / name / "00000.png").write_bytes(b"the user's own mask")
@@ -146,7 +147,7 @@ def test_a_folder_without_the_marker_is_never_replaced(davis, tmp_path, capsys):
     code, lines, _ = call(eval_davis.main, *davis_args(trainval, ckpt, out), capsys=capsys)
     assert_refused(code, lines, f".{name}.partial", "not created by this project")
     assert {k: v for k, v in tree(out).items() if k != LOCK_NAME} == {f".{name}.partial/notes.txt": b"not ours"}
-    assert not (out / name).exists()
+    assert not (out / name).exists() and tree(trainval) == inputs
 
 
 def test_complete_means_marked_rerun_skips_and_overwrite_redoes(davis, tmp_path, capsys):
@@ -217,11 +218,13 @@ def test_output_dot_with_zip_is_one_archive_beside_the_folder(davis, tmp_path):
     trainval, name, ckpt = davis
     work = tmp_path / "work"
     work.mkdir()
+    before = tree(trainval)
     proc = subprocess.run([sys.executable, str(ROOT / "eval_davis.py"), *davis_args(trainval, ckpt, Path("."), "--zip")],
                           cwd=work, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert zipfile.ZipFile(tmp_path / "work.zip").namelist()[0] == f"Annotations/{name}/00000.png"
+    assert tree(trainval) == before
 
 
 def test_demo_sample_folder_with_foreign_files_is_not_deleted(tmp_path):

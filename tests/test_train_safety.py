@@ -109,3 +109,13 @@ def test_unavailable_training_device_is_one_line(capsys):
     for device in ("mps", "xpu", "cuda:7", "meta"):
         err = _main_error(capsys, "--stage", "0", "--device", device)
         assert f"--device {device}" in err or "cuda:7" in err, err
+
+
+def test_resuming_non_finite_weights_is_refused_naming_the_tensor(tmp_path, capsys):
+    path = tmp_path / "run_checkpoint.pth"
+    network = {"conv.weight": torch.ones(2), "head.bias": torch.tensor([0.0, float("nan")])}
+    torch.save({"it": 5, "network": network, "optimizer": {}, "scheduler": {}}, path)
+    before = path.read_bytes()
+    err = _main_error(capsys, "--stage", "0", "--load_model", str(path), "--device", "cpu")
+    assert str(path) in err and "head.bias" in err and "NaN or infinite" in err
+    assert path.read_bytes() == before
