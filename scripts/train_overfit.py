@@ -10,11 +10,13 @@ truth is measured on the same clips.
 
     python scripts/train_overfit.py                 # lite, 6 clips, 64 px, 500 iterations
     python scripts/train_overfit.py --stage 0       # single-object model
+    python scripts/train_overfit.py --compare_amp docs/evidence/overfit_amp.png   # float32 and --amp, side by side
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -29,6 +31,7 @@ from model.config import PRESETS  # noqa: E402
 from model.losses import object_ious  # noqa: E402
 from model.model import QDMNTrainer  # noqa: E402
 from model.network import QDMN  # noqa: E402
+from util.hardware import set_threads  # noqa: E402
 from util.image_io import normalize_image  # noqa: E402
 
 FRAMES = (0, 3, 6)
@@ -85,6 +88,50 @@ def evaluate(trainer: QDMNTrainer, data: dict[str, torch.Tensor]) -> dict[str, f
     return {"iou": ious_all.mean().item(), "min_iou": ious_all.min().item(), "qam_err": torch.cat(errors).mean().item()}
 
 
+def overfit(args: argparse.Namespace, amp_dtype: torch.dtype | None, label: str) -> tuple[dict[str, float], list[float]]:
+    """Train from the seed's initialisation; return the final evaluation and the loss of every iteration."""
+    torch.manual_seed(args.seed)
+    single = args.stage == 0
+    config = PRESETS[args.model_config].with_(qam_activation="sigmoid", single_object=single)
+    data = make_clips(args.clips, args.size, args.seed, single)
+    trainer = QDMNTrainer(QDMN(config, top_k=None), args.lr, args.steps, 0.1, torch.device("cpu"), amp_dtype=amp_dtype)
+    trainer.report_interval = trainer.image_interval = 10**9
+    start = time.time()
+    print(f"[{label}] before: {evaluate(trainer, data)}", flush=True)
+    curve = []
+    for it in range(args.iterations):
+        pick = [(it * args.batch_size + k) % args.clips for k in range(args.batch_size)]
+        losses = trainer.do_pass({k: v[pick] for k, v in data.items()}, it).losses
+        curve.append(losses["total_loss"].item())
+        if (it + 1) % 50 == 0:
+            print(f"[{label}] it {it + 1}: loss {curve[-1]:.4f}  {evaluate(trainer, data)}  {time.time() - start:.0f} s", flush=True)
+    result = evaluate(trainer, data)
+    print(
+        f"[{label}] final: mean IoU {result['iou']:.4f} (min {result['min_iou']:.4f}), QAM |score - IoU| {result['qam_err']:.4f}, "
+        f"{args.iterations} iterations, {time.time() - start:.0f} s",
+        flush=True,
+    )
+    return result, curve
+
+
+def plot_curves(curves: dict[str, list[float]], results: dict[str, dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.6), sharey=True)
+    for ax, (label, curve) in zip(np.atleast_1d(axes), curves.items()):
+        ax.plot(np.arange(1, len(curve) + 1), curve, lw=0.8)
+        ax.set_yscale("log")
+        ax.set_title(f"{label}: final IoU {results[label]['iou']:.3f}")
+        ax.set_xlabel("iteration")
+    np.atleast_1d(axes)[0].set_ylabel("total loss")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--stage", type=int, default=2, choices=(0, 2), help="0: single-object model; 2: two objects per clip")
@@ -97,33 +144,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, nargs="*", default=[350], help="LR decay (x0.1) iterations, as --steps of train.py")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--target", type=float, default=0.9, help="exit 1 when the final mean IoU is below this")
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast, as train.py --amp on a CPU")
+    p.add_argument("--compare_amp", type=Path, default=None,
+                   help="train twice (float32, then --amp) from the same start; plot both loss curves into this PNG and a JSON beside it")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the CPUs this process may use)")
     args = p.parse_args(argv)
     assert_not_synthvos_seed(args.seed)  # never train on the evaluation benchmark's videos
-
-    torch.manual_seed(args.seed)
+    set_threads(args.threads)
     torch.set_flush_denormal(True)  # denormal floats make CPU training 10-20x slower
-    single = args.stage == 0
-    config = PRESETS[args.model_config].with_(qam_activation="sigmoid", single_object=single)
-    data = make_clips(args.clips, args.size, args.seed, single)
-    trainer = QDMNTrainer(QDMN(config, top_k=None), args.lr, args.steps, 0.1, torch.device("cpu"))
-    trainer.report_interval = trainer.image_interval = 10**9
-    start = time.time()
-    print(f"before: {evaluate(trainer, data)}", flush=True)
-    for it in range(args.iterations):
-        pick = [(it * args.batch_size + k) % args.clips for k in range(args.batch_size)]
-        losses = trainer.do_pass({k: v[pick] for k, v in data.items()}, it).losses
-        if (it + 1) % 50 == 0:
-            print(
-                f"it {it + 1}: loss {losses['total_loss'].item():.4f}  {evaluate(trainer, data)}  {time.time() - start:.0f} s", flush=True
-            )
-    result = evaluate(trainer, data)
-    elapsed = time.time() - start
-    print(
-        f"final: mean IoU {result['iou']:.4f} (min {result['min_iou']:.4f}), QAM |score - IoU| {result['qam_err']:.4f}, "
-        f"{args.iterations} iterations, {elapsed:.0f} s",
-        flush=True,
-    )
-    return 0 if result["iou"] >= args.target else 1
+
+    runs = {"float32": None, "bfloat16 (--amp)": torch.bfloat16} if args.compare_amp else {
+        "bfloat16 (--amp)" if args.amp else "float32": torch.bfloat16 if args.amp else None}
+    results, curves = {}, {}
+    for label, dtype in runs.items():
+        results[label], curves[label] = overfit(args, dtype, label)
+    if args.compare_amp:
+        plot_curves(curves, results, args.compare_amp)
+        summary = {"results": results, "curves": curves, "args": {k: str(v) for k, v in vars(args).items()}}
+        args.compare_amp.with_suffix(".json").write_text(json.dumps(summary, indent=1))
+        gap = abs(results["float32"]["iou"] - results["bfloat16 (--amp)"]["iou"])
+        print(f"final mean IoU: float32 {results['float32']['iou']:.4f}, --amp {results['bfloat16 (--amp)']['iou']:.4f}, "
+              f"difference {gap:.4f}; plot {args.compare_amp}")
+    return 0 if all(r["iou"] >= args.target for r in results.values()) else 1
 
 
 if __name__ == "__main__":
