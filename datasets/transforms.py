@@ -1,4 +1,4 @@
-"""Training augmentations (SPEC §3), with torchvision's v2 transforms.
+"""Training augmentations (docs/METHOD.md §3), with torchvision's v2 transforms.
 
 Every geometric transform is called with the image (a PIL image, so that bicubic
 interpolation is available) and its mask (an :class:`AlignedMask`, always resampled with

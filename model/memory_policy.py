@@ -1,4 +1,4 @@
-"""The quality-aware dynamic memory policy (QDMN, SPEC §2), as plain bookkeeping.
+"""The quality-aware dynamic memory policy (QDMN, docs/METHOD.md §2), as plain bookkeeping.
 
 This unit decides *which* frames the memory holds; it never sees a tensor. The
 propagation engine asks it what to do with each memorised frame and keeps the

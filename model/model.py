@@ -80,7 +80,7 @@ def _others(masks: torch.Tensor) -> torch.Tensor:
 
 
 class ClipForward(nn.Module):
-    """Segment frames 1 and 2 of a clip from the ground truth of frame 0 (SPEC §3).
+    """Segment frames 1 and 2 of a clip from the ground truth of frame 0 (docs/METHOD.md §3).
 
     Frame 0 is memorised with its ground truth; frame 1 is segmented (prior: GT of
     frame 0), memorised with its predicted probabilities and scored by the QAM; frame 2
