@@ -8,7 +8,11 @@ frame. All of that is data preparation; propagation and memory are the engine's
 frames. Compared with the official ``inference_core_yv.py`` this fixes: qualities
 stored as lists (a crash at the first eviction with several objects), the admission
 bookkeeping reset at each annotation frame while the keys are kept (unbounded memory),
-and a second softmax on probabilities when building the prior.
+and a second softmax on probabilities when building the prior. The memory defaults
+(``YOUTUBE_MEMORY``) are that core's at HEAD (301f7bf): a frame's quality is the mean
+of its non-zero object scores divided by that of the first frame propagated after the
+most recent annotated frame (each official pass starts at an annotated frame), and the
+threshold is 0.75.
 """
 
 from __future__ import annotations

@@ -100,3 +100,23 @@ def test_frame_size_change_is_refused(network):
     core.step(frames(1)[0], first_masks(), [1, 2])
     with pytest.raises(ValueError, match="size"):
         core.step(torch.randn(3, 48, 56))
+
+
+def test_youtube_base_is_the_first_frame_propagated_after_each_annotation(network):
+    from model.memory_policy import YOUTUBE_MEMORY, mean_nonzero
+
+    core = InferenceCore(network, YOUTUBE_MEMORY, record_scores=True)
+    video = frames(9)
+    masks = first_masks()
+    core.step(video[0], masks[:1], [1])
+    for t in (1, 2, 3):
+        core.step(video[t])
+    core.step(video[4], masks[1:], [2])  # a second annotated frame starts a new pass
+    for t in (5, 6, 7, 8):
+        core.step(video[t])
+    scores = dict(core.score_log)
+    assert sorted(scores) == [1, 2, 3, 5, 6, 7]
+    decisions = dict(core.decisions)
+    assert decisions[1].quality == pytest.approx(1.0) and decisions[5].quality == pytest.approx(1.0)
+    assert core.policy.base_score == pytest.approx(mean_nonzero(scores[5]))
+    assert decisions[6].quality == pytest.approx(mean_nonzero(scores[6]) / mean_nonzero(scores[5]))

@@ -200,3 +200,25 @@ def test_baseline_first_prev_admits_nothing():
     memory = started(MemoryConfig(mem_freq=1, policy="first_prev"))
     assert not any(memory.consider(frame, [0.8]).admitted for frame in range(1, 50))
     assert memory.frames == [0]
+
+
+@pytest.mark.parametrize(
+    "script, expected",
+    [
+        ("eval_davis", ("all", "annotated", 0.8, 20)),
+        ("eval_davis_2016", ("all", "annotated", 0.8, 20)),
+        ("eval_youtube", ("nonzero", "first_propagated", 0.75, 10)),
+        ("eval_generic", ("all", "annotated", 0.8, 20)),
+    ],
+)
+def test_each_script_defaults_to_its_official_core_and_flags_override(script, expected):
+    import importlib
+
+    from util.eval_runner import memory_config
+
+    module = importlib.import_module(script)
+    extra = ["--video", "v", "--masks", "m"] if script == "eval_generic" else []
+    config = memory_config(module.parse_args(["--output", "o", *extra]))
+    assert (config.quality_mean, config.quality_base, config.threshold, config.capacity) == expected
+    config = memory_config(module.parse_args(["--output", "o", *extra, "--quality_mean", "nonzero", "--quality_base", "annotated"]))
+    assert (config.quality_mean, config.quality_base) == ("nonzero", "annotated")
