@@ -33,7 +33,10 @@ Both implementations run on the CPU, one after the other, in subprocesses:
   ``nonzero`` (and ``--quality_base annotated``) to this project. ``--zero_filter on/off``
   patches that line of the copy; ``--project_quality_mean`` runs this project with
   another rule. Both exist to show that the comparison tells the rules apart;
-* this project's ``eval_davis.py`` / ``eval_davis_2016.py`` then runs with the same flags.
+* this project's ``eval_davis.py`` / ``eval_davis_2016.py`` then runs with the same flags,
+  ``--official_kernels``, and the same number of CPU threads (``--threads``, default 1):
+  a random network's probabilities are nearly flat, so a different reduction order
+  alone flips a few pixels.
 
 The official masks hold object *indices* (1..K in the order of the sorted first-frame
 labels); they are mapped back to labels before the comparison. The script prints the
@@ -399,8 +402,15 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str], log: Path, label: str) -
         raise CompareError(f"{label} run failed (exit {proc.returncode}); log {log}:\n{tail}")
 
 
-def run_official(args: argparse.Namespace, copy: Path, shims: Path, output: Path, log: Path) -> None:
+def thread_env(threads: int) -> dict[str, str]:
+    """The environment with ``threads`` intra-op threads (the same float reduction order on both sides)."""
     env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    return env
+
+
+def run_official(args: argparse.Namespace, copy: Path, shims: Path, output: Path, log: Path) -> None:
+    env = thread_env(args.threads)
     env["PYTHONPATH"] = os.pathsep.join([str(shims), str(copy), *filter(None, [env.get("PYTHONPATH")])])
     env["CUDA_VISIBLE_DEVICES"] = ""
     env["QDMN_COMPARE_PALETTE"] = str(first_annotation(args.davis, args.year, args.split))
@@ -441,8 +451,10 @@ def run_project(args: argparse.Namespace, settings: OfficialSettings, output: Pa
         args.project_quality_mean or settings.quality_mean,
         "--quality_base",
         "annotated",
+        "--threads",
+        str(args.threads),
     ]
-    run(cmd, ROOT, dict(os.environ), log, "project")
+    run(cmd, ROOT, thread_env(args.threads), log, "project")
 
 
 # ---------------------------------------------------------------------------- comparing
@@ -557,6 +569,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         default=None,
         help="run this project with this --quality_mean (default: the official copy's rule)",
     )
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of both runs (equal counts give equal float rounding)")
     parser.add_argument("--min_agreement", type=float, default=0.999, help="pass mark, a share in [0, 1]")
     parser.add_argument(
         "--criterion", choices=("overall", "min"), default="overall", help="judge the overall agreement or the worst sequence's"
@@ -566,6 +579,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.year == 2016 and args.use_km:
         parser.error("--use_km: the official eval_davis_2016.py has no kernelised read")
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1, not {args.threads}")
     if args.year == 2016 and args.split != "val":
         parser.error("--year 2016 has only the val split")
     if args.official_repo is None:

@@ -9,9 +9,10 @@ scores are for lost objects. ``--qam_zero_share P --calibrate_davis ROOT`` choos
 bias so that about a share P of the object-frames memorised while evaluating the DAVIS
 2017 val videos under ROOT score 0 (measured with this project's engine, printed).
 A random network's scores hardly depend on the mask, so all objects of a frame score 0
-together; ``--mask_gain G`` multiplies the object-mask input weights of the memory
-encoder's ``conv1`` so that each object's score depends on its own mask, and frames
-where some objects score 0 and others do not become common.
+together. ``--image_gain 0`` zeroes the image input weights of the memory encoder's
+``conv1`` (``--mask_gain`` scales its object-mask weights), so that an object's memory
+features, and so its score, depend only on its own mask and the other objects' masks:
+then frames where some objects score 0 and others do not become common.
 """
 
 from __future__ import annotations
@@ -88,6 +89,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--qam_activation", choices=QAM_ACTIVATIONS, default=None)
     parser.add_argument("--official", action="store_true", help="bare state dict, as the released checkpoint")
     parser.add_argument("--mask_gain", type=float, default=1.0, help="scale the object-mask channel of mask_rgb_encoder.conv1")
+    parser.add_argument("--image_gain", type=float, default=1.0, help="scale the image channels of mask_rgb_encoder.conv1")
+    parser.add_argument("--pred_gain", type=float, default=1.0, help="scale decoder.pred (large: near-binary masks, objects can vanish)")
+    parser.add_argument("--pred_shift", type=float, default=0.0, help="add to decoder.pred.bias before --pred_gain (larger objects)")
+    parser.add_argument("--value_gain", type=float, default=1.0, help="scale kv_m_f16.val_proj (memory readout vs query value)")
+    parser.add_argument("--qam_gain", type=float, default=1.0, help="scale score.fc2.weight (negative: reverse the score order)")
     parser.add_argument("--qam_bias", type=float, default=None, help="set score.fc2.bias (ReLU QAM: negative gives zero scores)")
     parser.add_argument("--qam_zero_share", type=float, default=None, help="choose the bias so that this share of object-frames scores 0")
     parser.add_argument("--calibrate_davis", type=Path, default=None, help="DAVIS 2017 root whose val videos calibrate --qam_zero_share")
@@ -104,6 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     network = random_network(args.config, args.seed, args.qam_activation)
     with torch.no_grad():
         network.mask_rgb_encoder.conv1.weight[:, 3] *= args.mask_gain  # channels: image (3), object mask, others
+        network.mask_rgb_encoder.conv1.weight[:, :3] *= args.image_gain
+        network.decoder.pred.weight *= args.pred_gain
+        network.decoder.pred.bias.add_(args.pred_shift).mul_(args.pred_gain)
+        network.score.fc2.weight *= args.qam_gain
+        network.kv_m_f16.val_proj.weight *= args.value_gain
+        network.kv_m_f16.val_proj.bias *= args.value_gain
     set_qam_bias(network, args.qam_bias, args.qam_zero_share, args.calibrate_davis)
     payload = network.state_dict() if args.official else weights_payload(network, network.config)
     atomic_save(payload, out)
