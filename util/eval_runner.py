@@ -68,7 +68,7 @@ def add_eval_args(
         "--zero_base",
         choices=ZERO_BASE_CHOICES,
         default=memory.zero_base,
-        help="behaviour when the annotated frame's QAM scores are all zero",
+        help="behaviour when the base score is zero (the annotated, or first propagated, frame's QAM scores all zero)",
     )
     parser.add_argument(
         "--quality_mean",
