@@ -361,6 +361,17 @@ def run_id(args) -> Optional[str]:
     return f"{datetime.datetime.now().strftime('%b%d_%H.%M.%S')}_{args.id}"
 
 
+def claim_save_folder(folder: Path) -> Path:
+    """Create this run's save folder; one that exists (the same --id started in the same second) is never shared."""
+    try:
+        folder.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        raise UserError(f"{folder}: already exists (a run with this --id started in the same second?); choose another --id") from None
+    except OSError as e:
+        raise UserError(f"{folder}: cannot create the save folder ({e.strerror or e}); check the permissions of {SAVE_ROOT}/") from None
+    return folder
+
+
 def broadcast_run_id(long_id: Optional[str], env: DistEnv) -> Optional[str]:
     if not env.distributed:
         return long_id
@@ -406,7 +417,7 @@ def train(args, env: DistEnv, config: ModelConfig, data: StageData, resume, netw
         logger.log_string("git", git_description())
         logger.log_string("model_config", str(config.to_dict()))
         if long_id is not None:
-            save_path = Path(SAVE_ROOT) / long_id / long_id
+            save_path = claim_save_folder(Path(SAVE_ROOT) / long_id) / long_id
         else:
             log("warning: --id NULL: TensorBoard logging and saving are disabled")
 

@@ -17,6 +17,7 @@ import torch
 import train
 import util.checkpoint
 from datasets.synthetic import write_davis2017
+from tests.test_output_safety import tree
 from tests.test_training import COMMON, TIMEOUT, _env, _main_error, data, saved, signal_run  # noqa: F401 - data: fixture
 from util.checkpoint import atomic_save, safe_load
 from util.errors import EXIT_INTERRUPTED, UserError
@@ -119,3 +120,14 @@ def test_resuming_non_finite_weights_is_refused_naming_the_tensor(tmp_path, caps
     err = _main_error(capsys, "--stage", "0", "--load_model", str(path), "--device", "cpu")
     assert str(path) in err and "head.bias" in err and "NaN or infinite" in err
     assert path.read_bytes() == before
+
+
+def test_two_runs_never_share_a_save_folder(data, tmp_path, monkeypatch, capsys):  # noqa: F811 - the imported fixture
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(train, "run_id", lambda args: "Dec02_10.00.00_same")  # two starts in the same second
+    (tmp_path / "saves" / "Dec02_10.00.00_same").mkdir(parents=True)
+    (tmp_path / "saves" / "Dec02_10.00.00_same" / "Dec02_10.00.00_same_checkpoint.pth").write_bytes(b"the first run's")
+    before = tree(tmp_path / "saves")
+    err = _main_error(capsys, "--stage", "0", "--static_root", str(data["static"]), "-i", "1", "--id", "same", *COMMON)
+    assert "saves/Dec02_10.00.00_same: already exists" in err and "--id" in err
+    assert tree(tmp_path / "saves") == before
