@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from eval_generic import checked_ground_truth, generic_video, print_jf, write_video_overlay
+from eval_generic import checked_ground_truth, generic_video, overlay_names, print_jf, write_video_overlay
 from model.memory_policy import DAVIS_MEMORY
 from util.arg_types import size_or_native
 from util.errors import UserError, exit_on_user_error
 from util.eval_runner import add_eval_args, evaluate_from_args
 from util.image_io import save_palette_png
+from util.output_safety import check_files
 
 DEFAULT_MODEL = "saves/qdmn_lite_synth.pth"
 SAMPLE_DIR = Path("data/demo_sample")
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError(f"{args.model}: demonstration model not found; restore it with `git checkout {args.model}` or pass --model")
     video = generic_video(Path(video_path), Path(masks_path), args.size, name)
     gt = checked_ground_truth(gt_arg, video)
+    check_files(Path(args.output), overlay_names(video))  # before inference, not after
     output = evaluate_from_args(args, [video])
     mp4, gif = write_video_overlay(video, output, gt)
     print(f"masks: {output / video.name}\noverlay: {mp4}\npreview: {gif}")

@@ -11,8 +11,10 @@ from datasets.davis_test_dataset import davis_sequences
 from model.memory_policy import DAVIS_MEMORY
 from util.errors import UserError, exit_on_user_error
 from util.eval_runner import add_eval_args, evaluate_from_args, write_submission_zip
-from util.metrics import run_jf
+from util.metrics import GLOBAL_CSV, PER_SEQUENCE_CSV, run_jf
+from util.output_safety import check_files, claim_files
 
+CSV_NAMES = (GLOBAL_CSV, PER_SEQUENCE_CSV)
 SPLITS = {"val": ("trainval", "2017/val.txt"), "testdev": ("test-dev", "2017/test-dev.txt")}
 
 
@@ -33,6 +35,7 @@ def evaluate_if_ground_truth(gt_dir: Path, output: Path, videos, json_path: str 
     if missing:
         print(f"--evaluate: no full ground truth for {len(missing)} video(s) (e.g. {missing[0]}); J&F skipped")
         return
+    claim_files(output, CSV_NAMES)  # the CSVs go beside the masks; never over a file this project did not write
     run_jf(gt_dir, output, processes=min(4, os.cpu_count() or 1), sequences=[v.name for v in videos], json_path=json_path)
 
 
@@ -44,6 +47,8 @@ def main(argv: list[str] | None = None) -> None:
     if not root.is_dir():
         raise UserError(f"{root}: DAVIS 2017 {args.split} folder not found; --davis should point at DAVIS/2017")
     videos = davis_sequences(root, imset)
+    if args.evaluate:
+        check_files(Path(args.output), CSV_NAMES)  # before inference, not after
     output = evaluate_from_args(args, videos)
     if args.zip:
         print(f"Submission archive: {write_submission_zip(output, videos)}")

@@ -22,7 +22,7 @@ from util.errors import UserError, exit_on_user_error
 from util.eval_runner import add_eval_args, evaluate_from_args
 from util.image_io import check_unique_stems, list_images, load_mask
 from util.metrics import EvaluationError, check_ground_truth_names, score_video
-from util.output_safety import check_plain_name
+from util.output_safety import check_files, check_plain_name, claim_files
 from util.overlay import write_overlay
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -99,8 +99,14 @@ def overlay_items(video: VideoSource, folder: Path, gt: Optional[Path] = None) -
         yield rgb, ids, truth
 
 
+def overlay_names(video: VideoSource) -> list[str]:
+    """The overlay video and preview written beside the masks folder."""
+    return [f"{video.name}_overlay.mp4", f"{video.name}_preview.gif"]
+
+
 def write_video_overlay(video: VideoSource, output: Path, gt: Optional[Path], fps: float = 24.0) -> tuple[Path, Path]:
-    mp4, gif = output / f"{video.name}_overlay.mp4", output / f"{video.name}_preview.gif"
+    claim_files(output, overlay_names(video))  # never over a file this project did not write
+    mp4, gif = (output / name for name in overlay_names(video))
     write_overlay(overlay_items(video, output / video.name, gt), len(video), mp4, gif, fps=fps)
     return mp4, gif
 
@@ -120,6 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     video = generic_video(Path(args.video), Path(args.masks), args.size, args.name)
     gt = checked_ground_truth(args.gt, video)
+    if args.overlay:
+        check_files(Path(args.output), overlay_names(video))  # before inference, not after
     output = evaluate_from_args(args, [video])
     if args.overlay:
         mp4, gif = write_video_overlay(video, output, gt, args.fps)

@@ -238,3 +238,24 @@ def test_demo_sample_folder_with_foreign_files_is_not_deleted(tmp_path):
     with pytest.raises(UserError, match="my_notes.txt"):
         demo.ensure_sample(root)
     assert tree(root) == before
+
+
+def test_overlays_and_csvs_never_replace_the_users_files(davis, tmp_path, capsys):
+    trainval, name, ckpt = davis
+    frames, masks = trainval / "JPEGImages/480p" / name, trainval / "Annotations/480p" / name
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / f"{name}_overlay.mp4").write_bytes(b"the user's video")
+    (out / "global_results.csv").write_text("the user's scores")
+    before = tree(out)
+    generic = ["--video", str(frames), "--masks", str(masks), "--model", str(ckpt), "--output", str(out), "--device", "cpu"]
+    code, lines, _ = call(eval_generic.main, *generic, "--overlay", capsys=capsys)
+    assert_refused(code, lines, str(out / f"{name}_overlay.mp4"), "not written by this project")
+    code, lines, _ = call(eval_davis.main, *davis_args(trainval, ckpt, out, "--evaluate"), capsys=capsys)
+    assert_refused(code, lines, str(out / "global_results.csv"))
+    assert tree(out) == before
+    # files this project wrote are replaced on the next run
+    again = tmp_path / "again"
+    for _ in range(2):
+        run("eval_generic.py", *generic[:6], "--output", str(again), "--device", "cpu", "--overlay")
+    assert (again / f"{name}_overlay.mp4").stat().st_size > 0

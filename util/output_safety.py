@@ -29,6 +29,7 @@ from util.errors import UserError
 STATE_DIR = ".qdmn"  # in an output folder: <video>.json records (frames, command, complete) and the lock
 PARTIAL_MARKER = ".qdmn-partial"  # in a .<video>.partial folder this project created
 LOCK_NAME = f"{STATE_DIR}/lock"
+FILES_RECORD = f"{STATE_DIR}/.files.json"  # other files this project wrote in the output (overlays, CSVs); hidden: no video name
 ZIP_COMMENT_PREFIX = b"qdmn output: "
 
 _held: dict[Path, IO[str]] = {}  # output folder -> open lock file, held until the process exits
@@ -146,6 +147,37 @@ def publish(output: Path, name: str, partial: Path, frames: int) -> None:
     except OSError as e:
         raise UserError(f"{final}: cannot publish ({e.strerror or e}); fix --output's permissions and rerun") from None
     _write_record(output, name, frames, complete=True)
+
+
+def _claimed(output: Path) -> list[str]:
+    try:
+        names = json.loads((output / FILES_RECORD).read_text())
+    except (OSError, ValueError):
+        return []
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
+def check_files(output: Path, names: Iterable[str]) -> None:
+    """Files written beside the video folders (overlays, CSVs) may replace only files this project wrote there."""
+    claimed = set(_claimed(output))
+    for name in names:
+        if (output / name).exists() and name not in claimed:
+            raise UserError(
+                f"{output / name}: exists but was not written by this project; it is left alone: move it or choose another --output"
+            )
+
+
+def claim_files(output: Path, names: Iterable[str]) -> None:
+    """:func:`check_files`, then record ``names`` as this project's (before they are written)."""
+    names = list(names)
+    check_files(output, names)
+    claimed = _claimed(output)
+    record = output / FILES_RECORD
+    try:
+        record.parent.mkdir(exist_ok=True)
+        record.write_text(json.dumps(sorted({*claimed, *names})) + "\n")
+    except OSError as e:
+        raise UserError(f"{record}: cannot write ({e.strerror or e}); free disk space or fix --output's permissions") from None
 
 
 def lock_output(output: Path) -> None:
