@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Protocol
 
@@ -128,6 +128,7 @@ class VideoSource:
     numbered_outputs: bool = False  # DAVIS: 00000.png...; otherwise named like the input frames
     submission_stems: Optional[set[str]] = None  # frames a server scores (None: all written frames)
     gray_binary_is_one_object: bool = False  # generic videos: a 0/255 (or 0/1) grayscale mask is one object
+    _said_binary: bool = field(default=False, init=False, repr=False)  # the one-object line is printed once
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -225,7 +226,7 @@ class VideoSource:
         values = set(np.unique(ids).tolist())
         if values <= {0} or not (values <= {0, VOID_LABEL} or values <= {0, 1}) or mask_mode(path) == "P":
             return ids
-        if not getattr(self, "_said_binary", False):
+        if not self._said_binary:
             print(f"{path}: grayscale {'0/255' if VOID_LABEL in values else '0/1'} mask: one object (id 1); "
                   "use palette PNGs for several objects or void")
             self._said_binary = True
