@@ -124,11 +124,10 @@ def check_device_available(device: torch.device, name: str) -> None:
     if device.type == "cpu":
         return
     backend = {"cuda": torch.cuda, "mps": getattr(torch.backends, "mps", None), "xpu": getattr(torch, "xpu", None)}.get(device.type)
-    available = backend is not None and backend.is_available()
-    count = (torch.cuda.device_count() if device.type == "cuda" else 1) if available else 0
-    if not available:
+    if backend is None or not backend.is_available():
         raise UserError(f"--device {name}: the {device.type} backend is not available on this machine; use --device cpu")
-    if device.index is not None and device.type == "cuda" and device.index >= count:
+    count = torch.cuda.device_count()
+    if device.type == "cuda" and device.index is not None and device.index >= count:
         raise UserError(f"--device {name}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
 
 
