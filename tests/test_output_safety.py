@@ -131,7 +131,7 @@ def test_name_must_be_a_plain_folder_name(davis, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_folder_without_the_marker_is_never_replaced(davis, tmp_path, capsys):
+def test_a_folder_without_a_record_is_never_replaced(davis, tmp_path, capsys):
     trainval, name, ckpt = davis
     inputs = tree(trainval)
     out = tmp_path / "out"
@@ -150,7 +150,7 @@ def test_a_folder_without_the_marker_is_never_replaced(davis, tmp_path, capsys):
     assert not (out / name).exists() and tree(trainval) == inputs
 
 
-def test_complete_means_marked_rerun_skips_and_overwrite_redoes(davis, tmp_path, capsys):
+def test_complete_means_recorded_rerun_skips_and_overwrite_redoes(davis, tmp_path, capsys):
     trainval, name, ckpt = davis
     out = tmp_path / "out"
     run("eval_davis.py", *davis_args(trainval, ckpt, out))
