@@ -498,6 +498,16 @@ def format_report(results: dict[str, Any]) -> str:
     )
 
 
+def check_json_destination(path: Path, gt_dir: Path) -> None:
+    """``--json`` must name a new or JSON file outside the ground truth (never a folder, a mask or a checkpoint)."""
+    if path.is_dir():
+        raise EvaluationError(f"{path}: is a folder; --json takes a file name, e.g. {path / 'jf.json'}")
+    if path.exists() and path.suffix.lower() != ".json":
+        raise EvaluationError(f"{path}: exists and is not a .json file; --json would replace it, choose another name")
+    if gt_dir.resolve() in path.resolve().parents:
+        raise EvaluationError(f"{path}: lies inside the ground truth {gt_dir}; write the JSON elsewhere")
+
+
 def run_jf(
     gt_dir: str | os.PathLike,
     pred_dir: str | os.PathLike,
@@ -515,8 +525,8 @@ def run_jf(
     :class:`EvaluationError` no file is created.  Returns the
     :func:`evaluate_folders` result.
     """
-    if json_path is not None and Path(json_path).is_dir():
-        raise EvaluationError(f"{json_path}: is a folder; --json takes a file name, e.g. {Path(json_path) / 'jf.json'}")
+    if json_path is not None:
+        check_json_destination(Path(json_path), Path(gt_dir))
     results = evaluate_folders(gt_dir, pred_dir, processes=processes, sequences=sequences)
     if verbose:
         print(format_report(results))
