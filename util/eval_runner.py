@@ -10,6 +10,7 @@ import argparse
 import functools
 import os
 import sys
+import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -173,9 +174,9 @@ def prepare_output(path: str | os.PathLike) -> Path:
     out = Path(path)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write_test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(prefix=".write_test.", dir=out)  # a fresh name: no file of the user's is touched
+        os.close(fd)
+        os.unlink(probe)
     except OSError as e:
         raise UserError(f"{out}: output folder cannot be written ({e.strerror}); choose another --output") from None
     return out
