@@ -301,15 +301,17 @@ def write_submission_zip(output: Path, videos: Iterable[VideoSource], zip_path: 
     """
     zip_path = zip_path or archive_path(output)
     check_archive_replaceable(zip_path, output)
-    tmp = zip_path.with_name(f".{zip_path.name}.tmp")
+    tmp = zip_path.with_name(f".{zip_path.name}.{os.getpid()}.tmp")
     try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        with zipfile.ZipFile(tmp, "x", zipfile.ZIP_DEFLATED) as archive:  # "x": never over an existing file
             archive.comment = zip_comment(output)
             for video in videos:
                 for png in sorted((output / video.name).glob("*.png")):
                     if video.submission_stems is None or png.stem in video.submission_stems:
                         archive.write(png, f"Annotations/{video.name}/{png.name}")
         os.replace(tmp, zip_path)
+    except FileExistsError:
+        raise UserError(f"{tmp}: exists; move it and rerun") from None
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise UserError(f"{zip_path}: cannot write the archive ({e.strerror or e}); free disk space or choose another --output") from None
