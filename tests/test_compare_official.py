@@ -1,0 +1,72 @@
+"""scripts/compare_official.py without the official code: rule detection, patches, commit extraction.
+
+The stand-in "official" files below are a few lines written for this test, shaped like the
+lines the script looks for; they are not the official code.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+import compare_official as co  # noqa: E402
+
+CORE = """class InferenceCore:
+    def __init__(self, prop_net, images, num_objects, mem_freq=5):
+        self.memory_thr = 20
+
+    def do_pass(self, scores, keys, pos):
+        {filter_line}
+        if (abs(ti-last_ti) >= self.mem_freq) and (score > 0.8):
+            keys = torch.cat([keys[:, :, :pos], keys[:, :, pos+1:]], dim=2)
+            values = torch.cat([values[:, :, :pos], values[:, :, pos+1:]], dim=2)
+"""
+MODULES = """class Score:
+    def forward(self, x):
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+"""
+
+
+def stand_in(folder: Path, filter_active: bool) -> Path:
+    line = ("" if filter_active else "# ") + "scores = list(filter(lambda a: a != 0, scores))"
+    (folder / "model").mkdir(parents=True)
+    (folder / "inference_core.py").write_text(CORE.format(filter_line=line))
+    (folder / "model" / "modules.py").write_text(MODULES)
+    return folder
+
+
+@pytest.mark.parametrize("active, expected", [(False, "all"), (True, "nonzero")])
+def test_the_quality_rule_is_read_from_the_source(tmp_path, active, expected):
+    settings = co.patch_official(stand_in(tmp_path, active), None, None, None, None, fix_eviction=True)
+    assert settings.quality_mean == expected
+    assert (settings.threshold, settings.capacity, settings.mem_freq, settings.qam_activation) == (0.8, 20, 5, "relu")
+    core = (tmp_path / "inference_core.py").read_text()
+    assert "keys[:, :, :pos+1], keys[:, :, pos+2:]" in core and "values[:, :, :pos+1], values[:, :, pos+2:]" in core
+
+
+def test_the_zero_filter_can_be_switched(tmp_path):
+    settings = co.patch_official(stand_in(tmp_path, False), None, None, None, None, False, zero_filter="on")
+    assert settings.quality_mean == "nonzero" and settings.patches == ["zero filter of propagated frames off -> on"]
+    assert "\n        scores = list(filter(" in (tmp_path / "inference_core.py").read_text()
+    settings = co.patch_official(tmp_path, None, None, None, None, False, zero_filter="off")
+    assert settings.quality_mean == "all" and "# scores = list(filter(" in (tmp_path / "inference_core.py").read_text()
+
+
+def test_the_requested_commit_is_extracted_from_a_git_repository(tmp_path):
+    repo = stand_in(tmp_path / "repo", False)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "first"], check=True)
+    first = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    (repo / "inference_core.py").write_text("changed later\n")
+    subprocess.run([*git, "commit", "-q", "-am", "second"], check=True)
+    dest = tmp_path / "copy"
+    assert co.copy_official(repo, dest, first[:7]) == first
+    assert "mem_freq=5" in (dest / "inference_core.py").read_text()  # the old commit, not the checkout
+    with pytest.raises(co.CompareError, match="not found"):
+        co.copy_official(repo, tmp_path / "copy2", "0" * 40)
