@@ -70,3 +70,20 @@ def test_the_requested_commit_is_extracted_from_a_git_repository(tmp_path):
     assert "mem_freq=5" in (dest / "inference_core.py").read_text()  # the old commit, not the checkout
     with pytest.raises(co.CompareError, match="not found"):
         co.copy_official(repo, tmp_path / "copy2", "0" * 40)
+
+
+def test_random_checkpoint_qam_bias_is_calibrated_to_a_zero_share(tmp_path, capsys):
+    import make_random_checkpoint
+    import make_synthetic
+    import torch
+
+    args = ["--out", str(tmp_path / "d"), "--videos", "2", "--frames", "4", "--height", "64", "--width", "96", "--seed", "1"]
+    assert make_synthetic.main(args) == 0
+    out = tmp_path / "r.pth"
+    calibrate = ["--qam_zero_share", "0.5", "--calibrate_davis", str(tmp_path / "d" / "2017")]
+    make_random_checkpoint.main(["--out", str(out), "--config", "lite", "--qam_activation", "relu", *calibrate])
+    printed = capsys.readouterr().out
+    share = float(printed.split("% of object-frames score 0")[0].split()[-1])
+    assert 30 <= share <= 70, printed
+    bias = torch.load(out, weights_only=True)["network"]["score.fc2.bias"]
+    assert f"score.fc2.bias {float(bias):.6g}" in printed
