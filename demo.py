@@ -48,9 +48,10 @@ def ensure_sample(root: Path = SAMPLE_DIR) -> tuple[Path, Path, Path]:
     """Frames, first-frame mask and ground-truth folder of the sample video, generated once."""
     frames, masks, gt = root / "frames", root / "masks", root / "gt" / SAMPLE_NAME
     if not (gt / f"{SAMPLE_FRAMES - 1:05d}.png").is_file():
-        from datasets.synthetic import render_video
+        from datasets.synthetic import VideoSpec, render_video
 
-        images, ids = render_video(np.random.default_rng(SAMPLE_SEED), SAMPLE_FRAMES, SAMPLE_HEIGHT, SAMPLE_WIDTH, SAMPLE_OBJECTS)
+        spec = VideoSpec(SAMPLE_FRAMES, SAMPLE_HEIGHT, SAMPLE_WIDTH, SAMPLE_OBJECTS)
+        images, ids = render_video(np.random.default_rng(SAMPLE_SEED), spec)
         foreign = sorted(p.name for p in root.iterdir() if p.name not in ("frames", "masks", "gt")) if root.is_dir() else []
         if foreign:  # the sample folder is regenerated whole: never delete what the demo did not write
             raise UserError(f"{root}: holds {', '.join(foreign)}, not written by the demo; move them so the sample can be regenerated")

@@ -8,7 +8,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 for mode in fp32 amp; do
     flags=()
     [ "$mode" = amp ] && flags+=(--amp)
-    python scripts/benchmark.py --config official --height 480 --width 864 --objects 2 --frames 80 --device cuda \
+    python -m scripts.benchmark --config official --height 480 --width 864 --objects 2 --frames 80 --device cuda \
         --flop_frames 2 "${flags[@]}" --json "benchmarks/gpu_480p_$mode.json" --markdown "benchmarks/gpu_480p_$mode.md"
     cat "benchmarks/gpu_480p_$mode.md"
 done

@@ -8,9 +8,9 @@ markdown table.
 Examples::
 
     # full-size speed on this machine
-    python scripts/benchmark.py --height 480 --width 864 --objects 2 --frames 20
+    python -m scripts.benchmark --height 480 --width 864 --objects 2 --frames 20
     # memory against video length (streaming keeps it flat)
-    python scripts/benchmark.py --config lite --height 64 --width 112 --lengths 100,2000
+    python -m scripts.benchmark --config lite --height 64 --width 112 --lengths 100,2000
 """
 
 from __future__ import annotations
@@ -24,13 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from model.config import PRESETS  # noqa: E402
-from util.errors import UserError, exit_on_user_error  # noqa: E402
+from model.config import PRESETS
+from util.errors import UserError, exit_on_user_error
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,12 +55,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ----------------------------------------------------------------------------- data
 def write_video(root: Path, frames: int, height: int, width: int, objects: int, seed: int) -> Path:
     """A generated video in DAVIS layout (frames + first annotation) under ``root``."""
-    from datasets.synthetic import render_video
+    from datasets.synthetic import VideoSpec, render_video
     from util.image_io import save_palette_png
 
     rng = np.random.default_rng(seed)
     clip = min(frames, 200)  # render at most 200 distinct frames, then play them back and forth
-    images, masks = render_video(rng, clip, height, width, objects)
+    images, masks = render_video(rng, VideoSpec(clip, height, width, objects))
     folder = root / "frames"
     folder.mkdir(parents=True)
     import cv2
@@ -171,7 +169,7 @@ def count_gflops(network, video, device: torch.device, frames: int, amp: bool = 
 
 # ----------------------------------------------------------------------------- parent
 def run_child(data: Path, args: argparse.Namespace) -> dict:
-    argv = [sys.executable, __file__, "--child", str(data), "--config", args.config, "--seed", str(args.seed)]
+    argv = [sys.executable, "-m", "scripts.benchmark", "--child", str(data), "--config", args.config, "--seed", str(args.seed)]
     argv += ["--flop_frames", str(args.flop_frames)]
     flags = (("--amp", args.amp), ("--force_amp", args.force_amp), ("--official_kernels", args.official_kernels))
     argv += [flag for flag, on in flags if on]
@@ -179,7 +177,7 @@ def run_child(data: Path, args: argparse.Namespace) -> dict:
         argv += ["--device", args.device]
     if args.threads:
         argv += ["--threads", str(args.threads)]
-    proc = subprocess.run(argv, capture_output=True, text=True)
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child failed:\n{proc.stderr[-3000:]}")
     for line in proc.stderr.splitlines():

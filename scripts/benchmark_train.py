@@ -7,7 +7,7 @@ stage-2 augmentation) over a generated DAVIS-layout set of 480p videos, each mea
 in a fresh process (peak memory of that run alone). Parts: data loading (waiting for the
 next batch), forward (clip forward and losses), backward, optimizer.
 
-    python scripts/benchmark_train.py --configs lite,official --batch 2 --size 384 --iterations 6 \\
+    python -m scripts.benchmark_train --configs lite,official --batch 2 --size 384 --iterations 6 \\
         --json benchmarks/train_cpu.json --markdown benchmarks/train_cpu.md
 
 ``--amp`` variants run with bfloat16 on a CPU only where it is native (otherwise they are
@@ -26,14 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
+from model.config import PRESETS
+from util.errors import UserError, exit_on_user_error
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-from model.config import PRESETS  # noqa: E402
-from util.errors import UserError, exit_on_user_error  # noqa: E402
 
 PARTS = ("data loading", "forward", "backward", "optimizer")
 
@@ -128,12 +126,13 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
 
 
 def run_child(data: Path, args: argparse.Namespace, config: str, amp: bool) -> dict:
-    argv = [sys.executable, __file__, "--child", str(data), "--config", config, "--batch", str(args.batch), "--size", str(args.size)]
+    argv = [sys.executable, "-m", "scripts.benchmark_train", "--child", str(data), "--config", config]
+    argv += ["--batch", str(args.batch), "--size", str(args.size)]
     argv += ["--iterations", str(args.iterations), "--warmup", str(args.warmup), "--workers", str(args.workers)]
     argv += ["--amp"] if amp else []
     argv += ["--device", args.device] if args.device else []
     argv += ["--threads", str(args.threads)] if args.threads else []
-    proc = subprocess.run(argv, capture_output=True, text=True)
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child failed ({config}, amp={amp}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -1,6 +1,6 @@
 """Download and extract the DAVIS and YouTube-VOS datasets (and BL30K on request) into the layout QDMN expects.
 
-    python scripts/download_datasets.py [--out data] [--only davis2017,davis2016,youtube2019,youtube2018]
+    python -m scripts.download_datasets [--out data] [--only davis2017,davis2016,youtube2019,youtube2018]
                                         [--base_url https://mirror.example.org] [--no_extract] [--bl30k]
 
 Resulting layout (as STCN/QDMN use it)::
@@ -34,10 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from util.download import download, gdrive_download, md5sum, safe_extract  # noqa: E402
-from util.errors import UserError, exit_on_user_error  # noqa: E402
+from util.download import download, gdrive_download, md5sum, safe_extract
+from util.errors import UserError, exit_on_user_error
 
 
 @dataclass(frozen=True)
@@ -215,7 +213,7 @@ def _extract_renaming(entry: Archive, archive: Path, target: Path) -> None:
 
 def resize_youtube(out: Path, entry: Archive) -> None:
     """Make ``YouTube/train_480p`` from the extracted ``YouTube/train`` (skips videos already done)."""
-    from scripts.resize_youtube import resize_all
+    from datasets.resize import resize_all
 
     src, dst = (out / p for p in RESIZE_AFTER[entry.name])
     print(f"Resizing {src} into {dst} (shorter side 480 px)...")

@@ -1,7 +1,7 @@
 """Download the released QDMN checkpoint (S012) into saves/QDMN.pth.
 
-    python scripts/download_models.py [--out saves/QDMN.pth] [--md5 HEX]
-    python scripts/download_models.py --url https://mirror/QDMN.pth --md5 HEX
+    python -m scripts.download_models [--out saves/QDMN.pth] [--md5 HEX]
+    python -m scripts.download_models --url https://mirror/QDMN.pth --md5 HEX
 
 The file comes from the authors' Google Drive (through gdown), or from ``--url``. It is
 written to ``OUT.part`` and renamed only once verified: by md5 when one is known
@@ -18,10 +18,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from util.download import download, gdrive_download, md5sum  # noqa: E402
-from util.errors import UserError, exit_on_user_error  # noqa: E402
+from util.download import download, gdrive_download, md5sum
+from util.errors import UserError, exit_on_user_error
 
 QDMN_GDRIVE_ID = "1fdiGFGol1ecVowPe6gfRHsRs9zCThFXB"
 # md5 of the released QDMN.pth. Not known yet: fill it in once measured on a verified download

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """DAVIS semi-supervised J&F of a folder of predicted masks (official davis2017-evaluation protocol).
 
-    python scripts/evaluate_jf.py DAVIS/2017/trainval/Annotations/480p output/davis17_val \
+    python -m scripts.evaluate_jf DAVIS/2017/trainval/Annotations/480p output/davis17_val \
         --json output/davis17_val/jf.json --processes 8
 
 Both folders hold one sub-folder of PNG masks per sequence.  Prints the global
@@ -16,13 +16,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from util.arg_types import positive_int  # noqa: E402
-from util.errors import EXIT_USAGE, UserError  # noqa: E402
-from util.metrics import run_jf  # noqa: E402
+from util.arg_types import positive_int
+from util.errors import EXIT_USAGE, UserError
+from util.metrics import run_jf
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

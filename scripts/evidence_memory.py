@@ -6,7 +6,7 @@ sequence. Policies: ``qdmn`` (the paper), ``every`` (every 5th frame, unbounded,
 STCN), ``fifo`` (the latest admitted frames at the same capacity), ``first_prev``
 (annotated frame + previous frame only).
 
-    python scripts/evidence_memory.py --model saves/qdmn_lite_synth.pth --davis data/SynthVOS/long/2017 --out docs/evidence
+    python -m scripts.evidence_memory --model saves/qdmn_lite_synth.pth --davis data/SynthVOS/long/2017 --out docs/evidence
 """
 
 from __future__ import annotations
@@ -19,14 +19,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from model.memory_policy import POLICIES
+from util.errors import UserError, exit_on_user_error
+from util.metrics import db_eval_boundary_batch, db_eval_iou_batch, read_mask
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-
-from model.memory_policy import POLICIES  # noqa: E402
-from util.errors import UserError, exit_on_user_error  # noqa: E402
-from util.metrics import db_eval_boundary_batch, db_eval_iou_batch, read_mask  # noqa: E402
 
 
 def run_policy(policy: str, args: argparse.Namespace, out: Path) -> dict:

@@ -6,7 +6,7 @@ top-k readout: the official arithmetic), the default fast float32 path, and ``--
 (bfloat16 on CPU, float16 on CUDA). Reports the pixel agreement of each with the first
 and each run's wall time.
 
-    python scripts/evidence_precision.py --model saves/qdmn_lite_synth.pth --root data/SynthVOS --out docs/evidence
+    python -m scripts.evidence_precision --model saves/qdmn_lite_synth.pth --root data/SynthVOS --out docs/evidence
 """
 
 from __future__ import annotations
@@ -17,12 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from util.agreement import mask_agreement
+from util.errors import exit_on_user_error, run_python
 
-from scripts.compare_masks import mask_agreement  # noqa: E402
-from scripts.evidence_synthvos import run  # noqa: E402
-from util.errors import exit_on_user_error  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 RUNS = (  # (name, output folder, flags)
     ("float32, official kernels", "fp32_official", ["--official_kernels"]),
@@ -47,8 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, folder_name, flags in RUNS:
         folder = work / folder_name
         start = time.perf_counter()
-        run(["eval_davis.py", "--model", args.model, "--davis", str(Path(args.root) / "val" / "2017"), "--output", str(folder),
-             "--overwrite", *flags, *device])
+        run_python(["eval_davis.py", "--model", args.model, "--davis", str(Path(args.root) / "val" / "2017"), "--output", str(folder),
+             "--overwrite", *flags, *device], ROOT)
         results.append({"run": name, "flags": flags, "wall_s": time.perf_counter() - start, "folder": str(folder)})
     reference = Path(results[0]["folder"])
     for r in results[1:]:

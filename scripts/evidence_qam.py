@@ -5,7 +5,7 @@ predicted mask; this script compares each score with the IoU of that object's
 thresholded (> 0.5) prediction against the ground truth, over a DAVIS-layout set with
 full annotations, and reports Pearson and Spearman correlations and a scatter plot.
 
-    python scripts/evidence_qam.py --model saves/qdmn_lite_synth.pth --davis data/SynthVOS/val/2017 --out docs/evidence
+    python -m scripts.evidence_qam --model saves/qdmn_lite_synth.pth --davis data/SynthVOS/val/2017 --out docs/evidence
 """
 
 from __future__ import annotations
@@ -15,17 +15,15 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from datasets.davis_test_dataset import davis_sequences  # noqa: E402
-from inference_core import InferenceCore  # noqa: E402
-from model.memory_policy import DAVIS_MEMORY  # noqa: E402
-from util.errors import exit_on_user_error  # noqa: E402
-from util.eval_runner import add_eval_args, build_network, memory_config, resolve_device  # noqa: E402
-from util.image_io import load_mask  # noqa: E402
+from datasets.davis_test_dataset import davis_sequences
+from inference_core import InferenceCore
+from model.memory_policy import DAVIS_MEMORY
+from util.errors import exit_on_user_error
+from util.eval_runner import add_eval_args, build_network, memory_config, resolve_device
+from util.image_io import load_mask
 
 
 def object_ious(prob: torch.Tensor, gt: np.ndarray, labels: list[int]) -> list[float]:

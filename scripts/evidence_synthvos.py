@@ -6,50 +6,41 @@ object is scored on every frame after the one where it is first annotated (as th
 YouTube-VOS server does), J&F averaged over objects; the baseline copies each object's
 annotation forward.
 
-    python scripts/evidence_synthvos.py --model saves/qdmn_lite_synth.pth --root data/SynthVOS --out docs/evidence
+    python -m scripts.evidence_synthvos --model saves/qdmn_lite_synth.pth --root data/SynthVOS --out docs/evidence
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from datasets import layouts
+from util.errors import exit_on_user_error, run_python
+from util.image_io import list_images, load_mask, mask_palette, save_palette_png
+from util.metrics import db_eval_boundary_batch, db_eval_iou_batch, run_jf
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-
-from util.errors import UserError, exit_on_user_error  # noqa: E402
-from util.image_io import list_images, load_mask, mask_palette, save_palette_png  # noqa: E402
-from util.metrics import db_eval_boundary_batch, db_eval_iou_batch, run_jf  # noqa: E402
-
-
-def run(cmd: list[str]) -> str:
-    proc = subprocess.run([sys.executable, *cmd], cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    if proc.returncode != 0:
-        raise UserError(f"{cmd[0]} failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
-    return proc.stdout
 
 
 def copy_first_davis(trainval: Path, out: Path, names: list[str]) -> None:
     for name in names:
-        first = trainval / "Annotations" / "480p" / name / "00000.png"
-        frames = list_images(trainval / "JPEGImages" / "480p" / name)
+        first = layouts.davis_annotations(trainval, name) / "00000.png"
+        frames = list_images(layouts.davis_frames(trainval, name))
         (out / name).mkdir(parents=True, exist_ok=True)
         for t in range(len(frames)):
             shutil.copyfile(first, out / name / f"{t:05d}.png")
 
 
 def copy_first_youtube(yv: Path, out: Path) -> None:
-    frame_root = yv / "all_frames" / "valid_all_frames" / "JPEGImages"
+    frame_root = layouts.youtube_frames(yv, "valid")
     for video in sorted(p for p in frame_root.iterdir() if p.is_dir()):
-        annotations = {p.stem: load_mask(p) for p in list_images(yv / "valid" / "Annotations" / video.name)}
-        palette = mask_palette(next(iter(sorted((yv / "valid" / "Annotations" / video.name).glob("*.png")))))
+        annotations = {p.stem: load_mask(p) for p in list_images(layouts.youtube_annotations(yv, "valid", video.name))}
+        palette = mask_palette(next(iter(sorted(layouts.youtube_annotations(yv, "valid", video.name).glob("*.png")))))
         current = None
         (out / video.name).mkdir(parents=True, exist_ok=True)
         for frame in list_images(video):
@@ -62,11 +53,11 @@ def copy_first_youtube(yv: Path, out: Path) -> None:
 
 def youtube_jf(yv: Path, pred_root: Path) -> dict[str, float]:
     """Mean over objects of J and F on the frames after each object's first annotation."""
-    gt_root = yv / "valid_gt" / "Annotations"
+    gt_root = layouts.youtube_ground_truth(yv, "valid")
     js, fs = [], []
     for video in sorted(p.name for p in gt_root.iterdir()):
         first_seen: dict[int, str] = {}
-        for ann in list_images(yv / "valid" / "Annotations" / video):
+        for ann in list_images(layouts.youtube_annotations(yv, "valid", video)):
             for obj in np.unique(load_mask(ann)):
                 if obj and int(obj) not in first_seen:
                     first_seen[int(obj)] = ann.stem
@@ -96,11 +87,11 @@ def main(argv: list[str] | None = None) -> None:
     root, work, out = Path(args.root), Path(args.work), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = ["--device", args.device] if args.device else []
-    trainval = root / "val" / "2017" / "trainval"
-    names = (trainval / "ImageSets" / "2017" / "val.txt").read_text().split()
-    gt = trainval / "Annotations" / "480p"
+    trainval = layouts.davis_folder(root / "val" / "2017", "val")
+    names = layouts.davis_image_set(trainval, "2017", "val").read_text().split()
+    gt = layouts.davis_annotations(trainval)
 
-    run(
+    run_python(
         [
             "eval_davis.py",
             "--model",
@@ -111,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
             str(work / "val_model"),
             "--overwrite",
             *device,
-        ]
+        ],
+        ROOT,
     )
     copy_first_davis(trainval, work / "val_copy", names)
     davis = {
@@ -119,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, folder in (("model", "val_model"), ("copy first mask", "val_copy"))
     }
     yv = root / "yv"
-    run(
+    run_python(
         [
             "eval_youtube.py",
             "--model",
@@ -132,7 +124,8 @@ def main(argv: list[str] | None = None) -> None:
             "-1",
             "--overwrite",
             *device,
-        ]
+        ],
+        ROOT,
     )
     copy_first_youtube(yv, work / "yv_copy")
     youtube = {name: youtube_jf(yv, work / folder) for name, folder in (("model", "yv_model"), ("copy first mask", "yv_copy"))}

@@ -4,7 +4,7 @@
 float32 when loaded). ``--official`` writes a bare state dict, as the released QDMN
 checkpoint is, loadable by the official code (``eval_davis.py``, ``eval_youtube.py``)::
 
-    python scripts/export_weights.py saves/<run>/<run>_<it>.pth saves/QDMN_mine.pth --official
+    python -m scripts.export_weights saves/<run>/<run>_<it>.pth saves/QDMN_mine.pth --official
 
 A bare state dict cannot say which QAM activation it was trained with, and the official
 code always applies ReLU; so ``--official`` refuses weights whose QAM ends in a sigmoid
@@ -19,13 +19,11 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from model.config import ModelConfig  # noqa: E402
-from util.checkpoint import TRAINING_KEYS, WEIGHTS_FORMAT, atomic_save, extract_weights, safe_load, trained_frame_size  # noqa: E402
-from util.errors import UserError, exit_on_user_error  # noqa: E402
+from model.config import ModelConfig
+from util.checkpoint import TRAINING_KEYS, WEIGHTS_FORMAT, atomic_save, extract_weights, safe_load, trained_frame_size
+from util.errors import UserError, exit_on_user_error
 
 
 def weights_of(obj, path: Path) -> tuple[dict[str, torch.Tensor], ModelConfig]:

@@ -2,7 +2,7 @@
 
 Usage (from the repository root):
 
-    python scripts/make_synthetic.py --out DIR --seed 0 --layout davis2017 \
+    python -m scripts.make_synthetic --out DIR --seed 0 --layout davis2017 \
         --videos 4 --frames 12 --height 96 --width 160 --max_objects 3
 
 A single layout is written with DIR as its dataset root (e.g. DIR/2017/...).
@@ -16,8 +16,6 @@ import argparse
 import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from datasets import synthetic
 

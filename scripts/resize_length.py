@@ -1,6 +1,6 @@
 """Resize every image of a folder tree so that its shorter side is N px (default 384).
 
-    python scripts/resize_length.py --in DIR --out DIR [--size 384] [--shrink_only] [--processes 8]
+    python -m scripts.resize_length --in DIR --out DIR [--size 384] [--shrink_only] [--processes 8]
 
 The official STCN script of this name (``scripts/resize_length.py IN OUT``) scales the
 images of one flat folder so that the shorter side is exactly 384 px with OpenCV's
@@ -27,13 +27,11 @@ import sys
 from multiprocessing import Pool
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import cv2
+import progressbar
+from PIL import Image
 
-import cv2  # noqa: E402
-import progressbar  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from util.errors import UserError, exit_on_user_error  # noqa: E402
+from util.errors import UserError, exit_on_user_error
 
 DEFAULT_SIZE = 384
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")

@@ -12,10 +12,10 @@ S2_STOP=${S2_STOP:-1000}  # stage 2 at 192 px: stopped here, on the schedule of 
 S2F_IT=${S2F_IT:-800}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}  # 2 threads collapse when anything else runs on a 2-core machine: keep it quiet
 
-python scripts/make_synthetic.py --out "$ROOT/static" --layout static --seed 100 --videos 20 --images 40 --height 192 --width 256
+python -m scripts.make_synthetic --out "$ROOT/static" --layout static --seed 100 --videos 20 --images 40 --height 192 --width 256
 # SynthVOS-style videos (hard events, 1-3 objects, 240x432) from seed 500; the YouTube-layout
 # ones carry ground truth on every frame, which serves as a YouTube-VOS train set.
-python scripts/make_synthvos.py --out "$ROOT/synthstyle" --sets val,yv --seed 500 --videos 100
+python -m scripts.make_synthvos --out "$ROOT/synthstyle" --sets val,yv --seed 500 --videos 100
 mkdir -p "$ROOT/synthstyle_yt/train"
 ln -sfn ../../synthstyle/yv/all_frames/valid_all_frames/JPEGImages "$ROOT/synthstyle_yt/train/JPEGImages"
 ln -sfn ../../synthstyle/yv/valid_gt/Annotations "$ROOT/synthstyle_yt/train/Annotations"
@@ -30,4 +30,4 @@ S2=$(ls -t saves/*_demo_s2/*_demo_s2_"$S2_STOP".pth | head -n 1)
 python train.py --stage 2 --id demo_s2f --load_network "$S2" --size 240 --crop_width 432 -b 4 -i "$S2F_IT" --steps $((S2F_IT * 4 / 5)) \
     --lr 1e-4 "${VIDEOS[@]}" --save_every 100 --seed 3
 S2F=$(ls -t saves/*_demo_s2f/*_demo_s2f_"$S2F_IT".pth | head -n 1)
-python scripts/export_weights.py "$S2F" saves/qdmn_lite_synth.pth --half
+python -m scripts.export_weights "$S2F" saves/qdmn_lite_synth.pth --half

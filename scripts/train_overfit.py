@@ -8,9 +8,9 @@ The real training step (:class:`model.model.QDMNTrainer`, the clip forward of st
 At the end the IoU of the thresholded predictions of frames 1 and 2 with the ground
 truth is measured on the same clips.
 
-    python scripts/train_overfit.py                 # lite, 6 clips, 64 px, 500 iterations
-    python scripts/train_overfit.py --stage 0       # single-object model
-    python scripts/train_overfit.py --compare_amp docs/evidence/overfit_amp.png   # float32 and --amp, side by side
+    python -m scripts.train_overfit                 # lite, 6 clips, 64 px, 500 iterations
+    python -m scripts.train_overfit --stage 0       # single-object model
+    python -m scripts.train_overfit --compare_amp docs/evidence/overfit_amp.png   # float32 and --amp, side by side
 """
 
 from __future__ import annotations
@@ -24,22 +24,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from datasets.synthetic import assert_not_synthvos_seed, render_video  # noqa: E402
-from model.config import PRESETS  # noqa: E402
-from model.losses import object_ious  # noqa: E402
-from model.model import QDMNTrainer  # noqa: E402
-from model.network import QDMN  # noqa: E402
-from util.hardware import set_threads  # noqa: E402
-from util.image_io import normalize_image  # noqa: E402
+from datasets.synthetic import VideoSpec, assert_not_synthvos_seed, render_video
+from model.config import PRESETS
+from model.losses import object_ious
+from model.model import QDMNTrainer
+from model.network import QDMN
+from util.hardware import set_threads
+from util.image_io import normalize_image
 
 FRAMES = (0, 3, 6)
 
 
 def visible_clip(rng: np.random.Generator, size: int, objects: int, min_area: float):
     """Frames and masks of a rendered clip in which every object covers >= ``min_area`` of each frame, else None."""
-    frames, masks = render_video(rng, max(FRAMES) + 1, size, size, objects)
+    frames, masks = render_video(rng, VideoSpec(max(FRAMES) + 1, size, size, objects))
     if all((masks[t] == k).mean() >= min_area for t in FRAMES for k in range(1, objects + 1)):
         return [frames[t] for t in FRAMES], [masks[t] for t in FRAMES]
     return None

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from datasets.synthetic import render_video
+from datasets.synthetic import VideoSpec, render_video
 from tests.test_eval_cli import assert_one_line_error, run
 from tests.test_youtube_generic import save_frames, save_mask
 
@@ -37,7 +37,7 @@ def test_demo_default_sample_with_the_shipped_model(tmp_path):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo_clip")
-    images, ids = render_video(np.random.default_rng(5), 4, 48, 64, 2)
+    images, ids = render_video(np.random.default_rng(5), VideoSpec(4, 48, 64, 2))
     save_frames(root / "frames", images)
     (root / "masks").mkdir()
     save_mask(root / "masks" / "00000.png", ids[0])
@@ -118,7 +118,7 @@ def test_demo_bad_inputs(clip, tmp_path):
     save_mask(small / "00000.png", np.ones((10, 10), np.uint8))
     assert_one_line_error(demo("--video", str(root / "frames"), "--masks", str(small), *common), "00000.png")
     broken = tmp_path / "broken"
-    save_frames(broken, render_video(np.random.default_rng(5), 4, 48, 64, 2)[0])
+    save_frames(broken, render_video(np.random.default_rng(5), VideoSpec(4, 48, 64, 2))[0])
     (broken / "00002.jpg").write_bytes(b"\xff\xd8\xff broken")
     assert_one_line_error(demo("--video", str(broken), "--masks", str(root / "masks"), *common), "00002.jpg")
     assert not (tmp_path / "o" / "broken").exists()  # the failed video is not left looking complete

@@ -423,8 +423,8 @@ def test_download_datasets_only_base_url_and_errors(site, tmp_path, capsys):
 
 
 def run_models(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "download_models.py"), "--quiet", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "scripts.download_models", "--quiet", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
 def test_download_models_subprocess(site, tmp_path):

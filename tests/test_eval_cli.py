@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run a script of the repository; ``env`` adds to (or overrides) the environment."""
+    """Run a script of the repository (``scripts/x.py`` as ``-m scripts.x``); ``env`` adds to (or overrides) the environment."""
+    if args and args[0].startswith("scripts/") and args[0].endswith(".py"):
+        args = ("-m", args[0][: -len(".py")].replace("/", "."), *args[1:])
     full_env = {**os.environ, **env} if env else None
     proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600, env=full_env)
     if check and proc.returncode != 0:

@@ -1,20 +1,16 @@
 """Export: a training run's weights file -> a bare state dict the official scripts load."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-
-import export_weights  # noqa: E402
-
-from model.config import LITE, OFFICIAL  # noqa: E402
-from util.checkpoint import WEIGHTS_FORMAT  # noqa: E402
-from util.errors import UserError  # noqa: E402
+from model.config import LITE, OFFICIAL
+from scripts import export_weights
+from util.checkpoint import WEIGHTS_FORMAT
+from util.errors import UserError
 
 SHAPES = Path(__file__).resolve().parent / "data" / "qdmn_state_dict_shapes.json"
 

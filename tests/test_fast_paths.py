@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.synthetic import render_video
+from datasets.synthetic import VideoSpec, render_video
 from inference_core import InferenceCore
 from model.config import OFFICIAL
 from model.memory_policy import MemoryConfig
@@ -65,7 +65,7 @@ def propagate(net: QDMN, images, first: np.ndarray) -> tuple[list[np.ndarray], l
 @pytest.mark.parametrize("make, max_flips", [(demo_network, 1e-4), (official_random, 1e-4)], ids=["demo_model", "official_random"])
 def test_fast_path_masks_equal_the_straightforward_path(make, max_flips):
     torch.set_num_threads(1)
-    images, ids = render_video(np.random.default_rng(11), 16, 96, 160, 2)
+    images, ids = render_video(np.random.default_rng(11), VideoSpec(16, 96, 160, 2))
     reference = make()
     reference.dense_readout = True
     fast = copy.deepcopy(reference).optimize_for_inference()
@@ -99,7 +99,7 @@ def propagate_amp(net: QDMN, images, first: np.ndarray) -> list[np.ndarray]:
 def test_bfloat16_weights_under_autocast_agree_with_float32():
     """--amp on CPU: bfloat16 weights stored once (``optimize_for_inference(torch.bfloat16)``)."""
     torch.set_num_threads(1)
-    images, ids = render_video(np.random.default_rng(11), 12, 96, 160, 2)
+    images, ids = render_video(np.random.default_rng(11), VideoSpec(12, 96, 160, 2))
     fp32 = demo_network().optimize_for_inference()
     bf16 = demo_network().optimize_for_inference(torch.bfloat16)
     assert bf16.rgb_encoder.conv1.weight.dtype == torch.bfloat16

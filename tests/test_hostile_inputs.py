@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 import eval_generic
-from datasets.synthetic import render_video
+from datasets.synthetic import VideoSpec, render_video
 from datasets.video_source import ImageFolderFrames, VideoSource
 from tests.test_eval_cli import ROOT, assert_one_line_error, run
 from tests.test_output_safety import assert_refused, call, tree
@@ -33,7 +33,7 @@ from util.image_io import load_mask
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
-    images, ids = render_video(np.random.default_rng(11), 3, 32, 48, 1)
+    images, ids = render_video(np.random.default_rng(11), VideoSpec(3, 32, 48, 1))
     save_frames(root / "frames", images)
     save_mask(root / "masks" / "00000.png", ids[0])
     ckpt = root / "lite.pth"
@@ -105,7 +105,7 @@ def test_grayscale_0_1_and_palette_masks_in_generic_mode():
 def test_same_stem_frames_are_refused(clip, tmp_path, capsys):
     root, ids, ckpt = clip
     frames = tmp_path / "frames"
-    save_frames(frames, render_video(np.random.default_rng(1), 3, 32, 48, 1)[0])
+    save_frames(frames, render_video(np.random.default_rng(1), VideoSpec(3, 32, 48, 1))[0])
     Image.open(frames / "00001.jpg").save(frames / "00001.png")
     before = tree(frames)
     code, lines, _ = call(eval_generic.main, *generic(frames, root / "masks", ckpt, tmp_path / "out"), capsys=capsys)
@@ -115,7 +115,7 @@ def test_same_stem_frames_are_refused(clip, tmp_path, capsys):
 
 def test_extreme_shape_is_refused_with_the_size_to_use(clip, tmp_path):
     root, _, ckpt = clip
-    images, ids = render_video(np.random.default_rng(2), 2, 16, 300, 1)
+    images, ids = render_video(np.random.default_rng(2), VideoSpec(2, 16, 300, 1))
     thin = [im[:2] for im in images]  # 2 x 300 frames: --size 480 would ask for 480 x 72000
     save_frames(tmp_path / "frames", thin, ext=".png")
     save_mask(tmp_path / "masks" / "00000.png", ids[0][:2])
@@ -128,7 +128,7 @@ def test_video_file_shorter_than_its_header_is_an_error(clip, tmp_path):
     root, ids, ckpt = clip
     avi = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(avi), cv2.VideoWriter_fourcc(*"MJPG"), 10, (48, 32))
-    for image in render_video(np.random.default_rng(3), 6, 32, 48, 1)[0]:
+    for image in render_video(np.random.default_rng(3), VideoSpec(6, 32, 48, 1))[0]:
         writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     writer.release()
     avi.write_bytes(avi.read_bytes()[: int(avi.stat().st_size * 0.7)])  # the header still announces 6 frames

@@ -18,16 +18,12 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from scripts import evaluate_jf
+from util import metrics as M
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import evaluate_jf  # noqa: E402
-
-from util import metrics as M  # noqa: E402
-
-SCRIPT = ROOT / "scripts" / "evaluate_jf.py"
+SCRIPT = ["-m", "scripts.evaluate_jf"]
 
 
 def square(shape: tuple[int, int], top: int, left: int, size: int) -> np.ndarray:
@@ -264,8 +260,8 @@ def test_read_mask_modes(tmp_path: Path) -> None:
 def test_cli_writes_official_csvs_and_json(tmp_path: Path) -> None:
     gt_root, pred_root = _write_pair(tmp_path)
     out_json, csv_dir = tmp_path / "out" / "jf.json", tmp_path / "csv"
-    cmd = [sys.executable, str(SCRIPT), str(gt_root), str(pred_root), "--json", str(out_json)]
-    proc = subprocess.run([*cmd, "--csv_dir", str(csv_dir), "--processes", "2"], capture_output=True, text=True, timeout=60)
+    cmd = [sys.executable, *SCRIPT, str(gt_root), str(pred_root), "--json", str(out_json)]
+    proc = subprocess.run([*cmd, "--csv_dir", str(csv_dir), "--processes", "2"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "J&F-Mean" in proc.stdout and "alpha_2" in proc.stdout
 
@@ -286,7 +282,8 @@ def test_cli_missing_folder_exits_2(tmp_path: Path) -> None:
     gt_root, _ = _write_pair(tmp_path)
     missing = tmp_path / "nope"
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(gt_root), str(missing), "--json", str(tmp_path / "j.json")],
+        [sys.executable, *SCRIPT, str(gt_root), str(missing), "--json", str(tmp_path / "j.json")],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,

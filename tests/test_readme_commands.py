@@ -59,7 +59,8 @@ TARGETS = sorted({(doc, *[t[0]], tuple(t[1])) for doc, cmd in COMMANDS if (t := 
 
 @cache
 def help_text(script: str) -> str:
-    proc = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    runnable = ["-m", script[: -len(".py")].replace("/", ".")] if script.startswith("scripts/") else [script]
+    proc = subprocess.run([sys.executable, *runnable, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"{script} --help failed:\n{proc.stderr[-2000:]}"
     return proc.stdout
 

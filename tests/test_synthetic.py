@@ -24,7 +24,7 @@ from datasets.synthetic import (
     ObjectStyle,
     Occlusion,
 )
-from scripts import make_synthvos
+from datasets.synthetic import synthvos as synthvos_plan
 from util.palette import davis_palette
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +62,7 @@ def test_davis_palette_is_the_voc_colour_map():
 
 def test_render_video_shapes_and_ids():
     rng = np.random.default_rng(3)
-    frames, masks = synthetic.render_video(rng, 5, H, W, 2, object_ids=[2, 7])
+    frames, masks = synthetic.render_video(rng, synthetic.VideoSpec(5, H, W, 2, object_ids=[2, 7]))
     assert len(frames) == len(masks) == 5
     assert frames[0].shape == (H, W, 3) and frames[0].dtype == np.uint8
     assert masks[0].shape == (H, W) and masks[0].dtype == np.uint8
@@ -71,13 +71,13 @@ def test_render_video_shapes_and_ids():
 
 
 def test_objects_move():
-    frames, masks = synthetic.render_video(np.random.default_rng(1), 12, H, W, 2)
+    frames, masks = synthetic.render_video(np.random.default_rng(1), synthetic.VideoSpec(12, H, W, 2))
     assert not np.array_equal(masks[0], masks[-1])
     assert not np.array_equal(frames[0], frames[-1])
 
 
 def test_objects_differ_from_background():
-    frames, masks = synthetic.render_video(np.random.default_rng(5), 1, 64, 96, 1)
+    frames, masks = synthetic.render_video(np.random.default_rng(5), synthetic.VideoSpec(1, 64, 96, 1))
     frame, mask = frames[0].astype(float), masks[0]
     inside, outside = frame[mask == 1].mean(0), frame[mask == 0].mean(0)
     assert np.abs(inside - outside).max() > 10
@@ -106,7 +106,7 @@ def test_later_object_occludes_earlier_one():
 def test_appear_at_and_leave_return():
     rng = np.random.default_rng(2)
     _, masks = synthetic.render_video(
-        rng, 12, H, W, 2, appear_at=[0, 4], leave_return=[True, False]
+        rng, synthetic.VideoSpec(12, H, W, 2, appear_at=[0, 4], leave_return=[True, False])
     )
     areas = np.array([[(m == i).sum() for i in (1, 2)] for m in masks])
     assert areas[:4, 1].sum() == 0 and areas[4, 1] > 0
@@ -117,13 +117,13 @@ def test_appear_at_and_leave_return():
 def test_render_video_rejects_bad_arguments():
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError):
-        synthetic.render_video(rng, 0, H, W, 1)
+        synthetic.render_video(rng, synthetic.VideoSpec(0, H, W, 1))
     with pytest.raises(ValueError):
-        synthetic.render_video(rng, 3, 8, W, 1)
+        synthetic.render_video(rng, synthetic.VideoSpec(3, 8, W, 1))
     with pytest.raises(ValueError):
-        synthetic.render_video(rng, 3, H, W, 1, appear_at=[3])
+        synthetic.render_video(rng, synthetic.VideoSpec(3, H, W, 1, appear_at=[3]))
     with pytest.raises(ValueError):
-        synthetic.render_video(rng, 3, H, W, 2, object_ids=[4, 4])
+        synthetic.render_video(rng, synthetic.VideoSpec(3, H, W, 2, object_ids=[4, 4]))
 
 
 # --- DAVIS
@@ -301,7 +301,7 @@ def test_static_layout(tmp_path):
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "scripts/make_synthetic.py", *args],
+        [sys.executable, "-m", "scripts.make_synthetic", *args],
         cwd=ROOT,
         check=False,
         capture_output=True,
@@ -376,15 +376,16 @@ def test_old_outputs_are_unchanged():
     iter_video existed (numpy 2.4.6, OpenCV 5.0.0): default arguments must
     draw exactly the same numbers."""
     frames, masks = synthetic.render_video(
-        _rng(3), 6, H, W, 2, object_ids=[2, 7], leave_return=[True, False]
+        _rng(3), synthetic.VideoSpec(6, H, W, 2, object_ids=[2, 7], leave_return=[True, False])
     )
     assert _digest(frames, masks) == "d612814d7366b2d5"
     style = ObjectStyle("blob", "checker", 0.3)
     frames, masks = synthetic.render_video(
-        _rng(4), 5, H, W, 2, appear_at=[0, 2], styles=[style, None], camera_motion=0.5
+        _rng(4), synthetic.VideoSpec(5, H, W, 2, appear_at=[0, 2], styles=[style, None], camera_motion=0.5)
     )
     assert _digest(frames, masks) == "ba82c9fe4415c72a"
-    empty = synthetic.render_video(_rng(3), 6, H, W, 2, object_ids=[2, 7], leave_return=[True, False], events=HardEvents())
+    spec = synthetic.VideoSpec(6, H, W, 2, object_ids=[2, 7], leave_return=[True, False], events=HardEvents())
+    empty = synthetic.render_video(_rng(3), spec)
     assert _digest(*empty) == "d612814d7366b2d5"
 
 
@@ -399,8 +400,8 @@ ALL_EVENTS = HardEvents(
 
 @pytest.mark.parametrize("events", [None, ALL_EVENTS], ids=["plain", "events"])
 def test_iter_video_equals_render_video(events):
-    frames, masks = synthetic.render_video(_rng(5), 10, EH, EW, 2, events=events, motion_frames=6)
-    lazy = synthetic.iter_video(_rng(5), 10, EH, EW, 2, events=events, motion_frames=6)
+    frames, masks = synthetic.render_video(_rng(5), synthetic.VideoSpec(10, EH, EW, 2, events=events, motion_frames=6))
+    lazy = synthetic.iter_video(_rng(5), synthetic.VideoSpec(10, EH, EW, 2, events=events, motion_frames=6))
     assert isinstance(lazy, Iterator)
     pairs = list(lazy)
     assert len(pairs) == 10
@@ -410,12 +411,12 @@ def test_iter_video_equals_render_video(events):
 
 def test_iter_video_checks_arguments_when_called():
     with pytest.raises(ValueError):
-        synthetic.iter_video(_rng(0), 0, H, W, 1)
+        synthetic.iter_video(_rng(0), synthetic.VideoSpec(0, H, W, 1))
 
 
 def test_occluder_fully_hides_a_target_inside_the_frame():
     occlusion = Occlusion(target=0, start=6, duration=4, approach=3)
-    scene = synthetic.sample_scene(_rng(0), 14, EH, EW, 2, events=HardEvents(occlusions=(occlusion,)))
+    scene = synthetic.sample_scene(_rng(0), synthetic.VideoSpec(14, EH, EW, 2, events=HardEvents(occlusions=(occlusion,))))
     without_target = replace(scene, objects=scene.objects[1:], object_ids=scene.object_ids[1:])
     assert len(scene.occluders) == 1
     for t in range(14):
@@ -435,7 +436,7 @@ def test_occluder_fully_hides_a_target_inside_the_frame():
 
 def test_exit_keeps_an_object_out_for_tens_of_frames():
     exit_ = Exit(target=0, start=5, duration=30, ramp=4)
-    _, masks = synthetic.render_video(_rng(1), 48, EH, EW, 1, events=HardEvents(exits=(exit_,)), noise_std=0)
+    _, masks = synthetic.render_video(_rng(1), synthetic.VideoSpec(48, EH, EW, 1, events=HardEvents(exits=(exit_,)), noise_std=0))
     areas = [int((m == 1).sum()) for m in masks]
     empty = {t for t, area in enumerate(areas) if area == 0}
     assert areas[0] > 0 and areas[-1] > 0  # in view, out, in view again
@@ -444,13 +445,13 @@ def test_exit_keeps_an_object_out_for_tens_of_frames():
 
 
 def test_leave_return_is_long_in_long_videos():
-    _, masks = synthetic.render_video(_rng(6), 90, H, W, 1, leave_return=[True], noise_std=0)
+    _, masks = synthetic.render_video(_rng(6), synthetic.VideoSpec(90, H, W, 1, leave_return=[True], noise_std=0))
     empty = [t for t, m in enumerate(masks) if not m.any()]
     assert len(empty) >= 30 and masks[0].any() and masks[-1].any()
 
 
 def _frame_means(events, flicker_free_rng: int = 2) -> np.ndarray:
-    frames, _ = synthetic.render_video(_rng(flicker_free_rng), 12, EH, EW, 1, events=events, noise_std=0)
+    frames, _ = synthetic.render_video(_rng(flicker_free_rng), synthetic.VideoSpec(12, EH, EW, 1, events=events, noise_std=0))
     return np.array([f.mean() for f in frames])
 
 
@@ -466,7 +467,7 @@ def test_lighting_ramp_and_flicker_change_the_frame_mean():
 
 def test_appearance_drift_changes_the_target_gradually():
     drift = AppearanceDrift(target=0, start=2, end=10, hue_shift=0.5, texture_blend=0.5)
-    scene = synthetic.sample_scene(_rng(3), 12, EH, EW, 1, events=HardEvents(drifts=(drift,)))
+    scene = synthetic.sample_scene(_rng(3), synthetic.VideoSpec(12, EH, EW, 1, events=HardEvents(drifts=(drift,))))
     still = replace(scene, drifts=())
     changes = []
     for t in (2, 6, 11):
@@ -486,7 +487,8 @@ def _spy_styles(monkeypatch) -> list:
         styles.append(kwargs.get("style"))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(synthetic, "sample_object", spy)
+    for module in (synthetic.objects, synthetic.events):  # where objects and distractors are sampled
+        monkeypatch.setattr(module, "sample_object", spy)
     return styles
 
 
@@ -494,7 +496,7 @@ def _spy_styles(monkeypatch) -> list:
 def test_distractor_has_the_target_style_but_mask_zero(monkeypatch, given):
     styles = _spy_styles(monkeypatch)
     scene = synthetic.sample_scene(
-        _rng(4), 6, EH, EW, 2, styles=[None, given], events=HardEvents(distractors=(Distractor(target=1),))
+        _rng(4), synthetic.VideoSpec(6, EH, EW, 2, styles=[None, given], events=HardEvents(distractors=(Distractor(target=1),)))
     )
     # Sampling order: ... object 0, object 1 (last try), then the distractor.
     assert styles[-3] is None
@@ -525,13 +527,13 @@ def test_distractor_has_the_target_style_but_mask_zero(monkeypatch, given):
 )
 def test_bad_events_are_rejected(events):
     with pytest.raises(ValueError):
-        synthetic.render_video(_rng(0), 10, H, W, 2, events=events)
+        synthetic.render_video(_rng(0), synthetic.VideoSpec(10, H, W, 2, events=events))
 
 
 def test_exit_and_leave_return_are_exclusive():
     with pytest.raises(ValueError):
         synthetic.render_video(
-            _rng(0), 10, H, W, 1, leave_return=[True], events=HardEvents(exits=(Exit(0, 1, 2, 1),))
+            _rng(0), synthetic.VideoSpec(10, H, W, 1, leave_return=[True], events=HardEvents(exits=(Exit(0, 1, 2, 1),)))
         )
 
 
@@ -549,10 +551,10 @@ def test_synthvos_seeds_are_reserved():
 def test_synthvos_plans_follow_the_definition():
     """The full-size plans (no rendering): sizes, objects and events per set."""
     seeds = synthetic.SYNTHVOS_SEEDS
-    val = [make_synthvos.plan_video("val", i, seeds["val"])[0] for i in range(20)]
+    val = [synthvos_plan.plan_video("val", i, seeds["val"])[0] for i in range(20)]
     assert all(40 <= p.num_frames <= 80 and 1 <= len(p.object_ids) <= 3 for p in val)
     assert 0 < sum(bool(p.events) for p in val) < 20
-    long = [make_synthvos.plan_video("long", i, seeds["long"])[0] for i in range(6)]
+    long = [synthvos_plan.plan_video("long", i, seeds["long"])[0] for i in range(6)]
     for plan in long:
         events = plan.events
         assert 600 <= plan.num_frames <= 800
@@ -560,7 +562,7 @@ def test_synthvos_plans_follow_the_definition():
         assert events.exits[0].duration >= 30  # tens of frames out of view
         assert events.drifts and events.distractors
         assert any(c.flicker for c in events.lighting) and any(c.brightness < 1 for c in events.lighting)
-    yv = [make_synthvos.plan_video("yv", i, seeds["yv"])[0] for i in range(10)]
+    yv = [synthvos_plan.plan_video("yv", i, seeds["yv"])[0] for i in range(10)]
     assert all(40 <= p.num_frames <= 60 and p.num_frames % 5 == 0 for p in yv)
     assert any(p.object_ids != tuple(range(1, len(p.object_ids) + 1)) for p in yv)
     assert any(max(p.appear_at) > 0 for p in yv)
@@ -568,7 +570,7 @@ def test_synthvos_plans_follow_the_definition():
 
 def _synthvos(out: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "scripts/make_synthvos.py", "--out", str(out), *args],
+        [sys.executable, "-m", "scripts.make_synthvos", "--out", str(out), *args],
         cwd=ROOT,
         check=False,
         capture_output=True,

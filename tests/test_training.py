@@ -123,7 +123,7 @@ def test_stage2_from_stage0_network(data, stage0, tmp_path):
     assert payload["network"]["mask_rgb_encoder.conv1.weight"].shape[1] == 5
     assert payload["train_size"] == [64, 80]  # the weights say which frames the model was trained on
     exported = tmp_path / "exported.pth"
-    subprocess.run([sys.executable, "scripts/export_weights.py", str(saved(tmp_path, "*_checkpoint.pth")), str(exported), "--half"],
+    subprocess.run([sys.executable, "-m", "scripts.export_weights", str(saved(tmp_path, "*_checkpoint.pth")), str(exported), "--half"],
                    cwd=ROOT, check=True, capture_output=True)
     assert safe_load(exported)["train_size"] == [64, 80]
     assert "Network weights loaded" in proc.stdout and "DAVIS dataset size: 3" in proc.stdout

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from datasets.synthetic import render_video, write_youtube
+from datasets.synthetic import VideoSpec, render_video, write_youtube
 from datasets.video_source import VideoSource
 from inference_core import InferenceCore
 from model.memory_policy import MemoryConfig
@@ -43,7 +43,7 @@ def youtube(tmp_path_factory) -> Path:
     """Two generated videos, plus one whose first annotation is on frame 5 with ids 3 and 6."""
     root = tmp_path_factory.mktemp("yv")
     write_youtube(root, seed=4, num_videos=2, num_frames=4, height=48, width=80, max_objects=2)
-    frames, masks = render_video(np.random.default_rng(7), 20, 48, 80, 2, appear_at=[5, 10], object_ids=[3, 6])
+    frames, masks = render_video(np.random.default_rng(7), VideoSpec(20, 48, 80, 2, appear_at=[5, 10], object_ids=[3, 6]))
     save_frames(root / "all_frames/valid_all_frames/JPEGImages/late", frames)
     save_frames(root / "valid/JPEGImages/late", frames[::5], step=5)
     for t, new_id in ((5, 3), (10, 6)):
@@ -125,7 +125,7 @@ def test_late_object_with_evictions_keeps_memory_bounded(youtube):
 
 
 def make_generic_video(tmp_path: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    return render_video(np.random.default_rng(3), 8, 48, 64, 2, appear_at=[0, 3])
+    return render_video(np.random.default_rng(3), VideoSpec(8, 48, 64, 2, appear_at=[0, 3]))
 
 
 def test_eval_generic_folder_with_overlay(lite_checkpoint, tmp_path):

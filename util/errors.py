@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import functools
+import os
+import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 EXIT_USAGE = 2
@@ -33,3 +36,11 @@ def exit_on_user_error(main: F) -> F:
             sys.exit(EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
+
+
+def run_python(cmd: list[str], cwd: str | Path) -> str:
+    """Run ``python *cmd`` in ``cwd`` and return its output; a failure is a UserError naming its last line."""
+    proc = subprocess.run([sys.executable, *cmd], cwd=cwd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    if proc.returncode != 0:
+        raise UserError(f"{cmd[0]} failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+    return proc.stdout

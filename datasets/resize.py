@@ -1,0 +1,91 @@
+"""Resizing a YouTube-VOS training folder so that the shorter side of every frame is 480 px.
+
+As the official script: frames bicubic, annotations nearest neighbour (palette and object
+ids kept), the longer side rounded down; complete videos are skipped and every file is
+written under a temporary name and renamed. CLI: ``python -m scripts.resize_youtube``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterable
+from multiprocessing import Pool
+from pathlib import Path
+
+import progressbar
+from PIL import Image
+
+from datasets import layouts
+from util.errors import UserError
+
+FOLDERS = (layouts.FRAMES, layouts.ANNOTATIONS)
+DEFAULT_SIZE = 480
+
+
+def scaled_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """(width, height) with the shorter side ``size`` and the longer one scaled and rounded down."""
+    if width <= height:
+        return size, max(1, height * size // width)
+    return max(1, width * size // height), size
+
+
+def resize_image(src: Path, dst: Path, size: int, is_mask: bool) -> None:
+    """Resize one frame (bicubic) or annotation (nearest, palette kept) and write it atomically."""
+    with Image.open(src) as im:
+        if is_mask and im.mode not in ("P", "L", "I", "1"):
+            im = im.convert("P")
+        resample = Image.NEAREST if is_mask else Image.BICUBIC
+        out = im.resize(scaled_size(*im.size, size), resample)
+        tmp = dst.with_name(f".{dst.name}.tmp{dst.suffix}")
+        out.save(tmp)
+    os.replace(tmp, dst)
+
+
+def frames(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def video_done(src: Path, dst: Path) -> bool:
+    """A video is done when every input frame has an output of the same name."""
+    return dst.is_dir() and set(frames(src)) <= set(frames(dst))
+
+
+def resize_video(job: tuple[Path, Path], size: int, is_mask: bool) -> None:
+    src, dst = job
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in frames(src):
+        resize_image(src / name, dst / name, size, is_mask)
+
+
+def run_jobs(function: Callable, jobs: list, processes: int, label: str) -> None:
+    """Apply ``function`` to every job with a progress bar, in a Pool when ``processes > 1``."""
+    widgets = [f"{label} ", progressbar.Counter(), f"/{len(jobs)} ", progressbar.Bar(), " ", progressbar.ETA()]
+    with progressbar.ProgressBar(max_value=len(jobs), widgets=widgets) as bar:
+        if processes <= 1 or len(jobs) <= 1:
+            results: Iterable = map(function, jobs)
+            for i, _ in enumerate(results, 1):
+                bar.update(i)
+            return
+        with Pool(processes=processes) as pool:
+            for i, _ in enumerate(pool.imap_unordered(function, jobs), 1):
+                bar.update(i)
+
+
+def resize_all(in_dir: str | os.PathLike, out_dir: str | os.PathLike, size: int = DEFAULT_SIZE, processes: int = 8) -> int:
+    """Resize ``in_dir/{JPEGImages,Annotations}`` into ``out_dir``; returns the number of videos processed."""
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    present = [f for f in FOLDERS if (in_dir / f).is_dir()]
+    if not present:
+        raise UserError(f"{in_dir}: no JPEGImages/ or Annotations/ folder; pass the YouTube-VOS train folder (e.g. data/YouTube/train)")
+    processed = 0
+    for folder in present:
+        videos = sorted(p.name for p in (in_dir / folder).iterdir() if p.is_dir())
+        jobs = [(in_dir / folder / v, out_dir / folder / v) for v in videos]
+        todo = [job for job in jobs if not video_done(*job)]
+        print(f"{folder}: {len(videos)} videos, {len(videos) - len(todo)} already done")
+        if todo:
+            function = functools.partial(resize_video, size=size, is_mask=folder == layouts.ANNOTATIONS)
+            run_jobs(function, todo, processes, folder)
+        processed += len(todo)
+    return processed
