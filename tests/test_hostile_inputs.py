@@ -240,16 +240,16 @@ def test_evaluate_jf_json_naming_a_folder_an_input_or_a_non_json_file(tmp_path):
     target = tmp_path / "results"
     target.mkdir()
     before = tree(tmp_path)
-    proc = run("scripts/evaluate_jf.py", str(gt.parent), str(pred.parent), "--json", str(target), "--processes", "1", check=False)
+    proc = run("-m", "scripts.evaluate_jf", str(gt.parent), str(pred.parent), "--json", str(target), "--processes", "1", check=False)
     assert_one_line_error(proc, str(target), "is a folder")
     assert tree(tmp_path) == before and list(target.iterdir()) == [] and not (pred.parent / "global_results.csv").exists()
     precious = tmp_path / "model.pth"
     precious.write_bytes(b"weights")
     for target, needle in ((precious, "not a .json file"), (gt / "jf.json", "inside the ground truth")):
         before = tree(tmp_path)
-        proc = run("scripts/evaluate_jf.py", str(gt.parent), str(pred.parent), "--json", str(target), "--processes", "1", check=False)
+        proc = run("-m", "scripts.evaluate_jf", str(gt.parent), str(pred.parent), "--json", str(target), "--processes", "1", check=False)
         assert_one_line_error(proc, str(target), needle)
         assert tree(tmp_path) == before
-    proc = run("scripts/evaluate_jf.py", str(gt.parent), str(pred.parent), "--processes", "0", check=False)
+    proc = run("-m", "scripts.evaluate_jf", str(gt.parent), str(pred.parent), "--processes", "0", check=False)
     assert proc.returncode == 2 and "argument --processes" in proc.stderr and "Traceback" not in proc.stderr
 
