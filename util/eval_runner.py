@@ -49,6 +49,9 @@ from util.profiling import peak_rss_mib
 from util.streaming import AsyncWriter, prefetch
 
 MaskWriter = Callable[[Path, np.ndarray, VideoSource], None]
+# Called after each frame with (video, frame index, label map, engine): progress and the memory's decisions
+# (``engine.decisions``) for a caller that shows them; it must not change the engine.
+FrameHook = Callable[[VideoSource, int, np.ndarray, InferenceCore], None]
 
 
 def add_eval_args(
@@ -209,6 +212,7 @@ def propagate(
     prefetch_depth: int = 4,
     amp: bool = False,
     stats: Optional[RunStats] = None,
+    on_frame: Optional[FrameHook] = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Run the engine over one video; yields (frame index, uint8 label map at the frame's size) from the first annotation on.
 
@@ -226,7 +230,10 @@ def propagate(
             labels = torch.tensor([0, *core.object_ids], dtype=torch.uint8, device=device)
         if stats is not None:
             stats.peak_memory_frames = max(stats.peak_memory_frames, len(core.store) + (core.temporary is not None))
-        yield item.index, probabilities_to_labels(prob, item.size, labels).cpu().numpy()
+        ids = probabilities_to_labels(prob, item.size, labels).cpu().numpy()
+        if on_frame is not None:
+            on_frame(video, item.index, ids, core)
+        yield item.index, ids
 
 
 def write_palette(path: Path, ids: np.ndarray, video: VideoSource) -> None:
@@ -246,6 +253,7 @@ def run_evaluation(
     writer: MaskWriter = write_palette,
     overwrite: bool = False,
     amp: bool = False,
+    on_frame: Optional[FrameHook] = None,
 ) -> RunStats:
     """Segment every video and write its masks.
 
@@ -271,7 +279,7 @@ def run_evaluation(
             start = time.perf_counter()
             partial = fresh_partial(output, video.name)
             written = 0
-            for t, ids in propagate(network, memory, video, device, amp=amp, stats=stats):
+            for t, ids in propagate(network, memory, video, device, amp=amp, stats=stats, on_frame=on_frame):
                 io.submit(functools.partial(write_mask, writer, partial / video.output_name(t), ids, video))
                 stats.frames += 1
                 written += 1
@@ -318,8 +326,10 @@ def write_submission_zip(output: Path, videos: Iterable[VideoSource], zip_path: 
     return zip_path
 
 
-def evaluate_from_args(args: argparse.Namespace, videos: list[VideoSource], writer: MaskWriter = write_palette) -> Path:
-    """What every eval script does once its videos are listed: device, network, run, summary."""
+def evaluate_from_args(
+    args: argparse.Namespace, videos: list[VideoSource], writer: MaskWriter = write_palette, on_frame: Optional[FrameHook] = None
+) -> Path:
+    """What every eval script does once its videos are listed: device, network, run, summary (``on_frame``: see :data:`FrameHook`)."""
     device = resolve_device(args.device)
     set_threads(args.threads)
     args.amp = effective_amp(device, args.amp, args.force_amp)
@@ -330,7 +340,9 @@ def evaluate_from_args(args: argparse.Namespace, videos: list[VideoSource], writ
     network = build_network(args, device)
     output = prepare_output(args.output)
     torch.set_grad_enabled(False)
-    stats = run_evaluation(network, memory_config(args), videos, output, device, writer=writer, overwrite=args.overwrite, amp=args.amp)
+    stats = run_evaluation(
+        network, memory_config(args), videos, output, device, writer=writer, overwrite=args.overwrite, amp=args.amp, on_frame=on_frame
+    )
     print_summary(stats, output)
     return output
 

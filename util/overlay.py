@@ -32,6 +32,8 @@ OBJECT_COLOURS = np.array(
     dtype=np.uint8,
 )
 _RING = np.ones((5, 5), np.uint8)
+# Codec by file suffix: mp4 (MPEG-4 Part 2) for players; .webm is VP8, which web browsers play.
+VIDEO_CODECS = {".mp4": "mp4v", ".webm": "VP80"}
 
 OverlayItem = Union[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]]
 
@@ -84,6 +86,8 @@ def write_overlay(
 ) -> int:
     """Write ``mp4`` (all frames) and a small ``gif`` (about ``gif_frames`` of the ``total``, ``gif_width`` wide per panel).
 
+    The video's codec follows its suffix (:data:`VIDEO_CODECS`): ``.webm`` is VP8, which web browsers play.
+
     ``frames`` yields (RGB frame, label map[, ground-truth label map or None]) at the same
     size; only the GIF's frames are kept in memory. Returns the number of frames written.
     """
@@ -95,9 +99,10 @@ def write_overlay(
         image = compose(*item)
         if writer is None:
             h, w = image.shape[:2]
-            writer = cv2.VideoWriter(str(mp4), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+            codec = VIDEO_CODECS.get(mp4.suffix.lower(), "mp4v")
+            writer = cv2.VideoWriter(str(mp4), cv2.VideoWriter_fourcc(*codec), fps, (w, h))
             if not writer.isOpened():
-                raise OSError(f"{mp4}: OpenCV cannot write mp4 here")
+                raise OSError(f"{mp4}: OpenCV cannot write {codec} video here")
         writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if count % step == 0:
             panels = 2 if len(item) > 2 and item[2] is not None else 1
