@@ -128,6 +128,9 @@ def test_two_runs_never_share_a_save_folder(data, tmp_path, monkeypatch, capsys)
     (tmp_path / "saves" / "Dec02_10.00.00_same").mkdir(parents=True)
     (tmp_path / "saves" / "Dec02_10.00.00_same" / "Dec02_10.00.00_same_checkpoint.pth").write_bytes(b"the first run's")
     before = tree(tmp_path / "saves")
-    err = _main_error(capsys, "--stage", "0", "--static_root", str(data["static"]), "-i", "1", "--id", "same", *COMMON)
+    try:
+        err = _main_error(capsys, "--stage", "0", "--static_root", str(data["static"]), "-i", "1", "--id", "same", *COMMON)
+    finally:
+        torch.set_flush_denormal(False)  # train() sets it for the process; other tests (hypothesis) need subnormals
     assert "saves/Dec02_10.00.00_same: already exists" in err and "--id" in err
     assert tree(tmp_path / "saves") == before
