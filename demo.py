@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from eval_generic import checked_ground_truth, generic_video, overlay_names, print_jf, write_video_overlay
+from datasets.generic_test_dataset import generic_video
+from evaluation.generic import checked_ground_truth, overlay_names, print_jf, write_video_overlay
 from model.memory_policy import DAVIS_MEMORY
 from util.arg_types import size_or_native
 from util.errors import UserError, exit_on_user_error

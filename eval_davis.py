@@ -7,15 +7,16 @@ import os
 import sys
 from pathlib import Path
 
-from datasets.davis_test_dataset import davis_sequences
+from datasets import layouts
+from datasets.davis_test_dataset import davis2017_videos
 from model.memory_policy import DAVIS_MEMORY
-from util.errors import UserError, exit_on_user_error
+from util.errors import exit_on_user_error
 from util.eval_runner import add_eval_args, evaluate_from_args, write_submission_zip
 from util.metrics import GLOBAL_CSV, PER_SEQUENCE_CSV, run_jf
 from util.output_safety import check_files, claim_files
 
 CSV_NAMES = (GLOBAL_CSV, PER_SEQUENCE_CSV)
-SPLITS = {"val": ("trainval", "2017/val.txt"), "testdev": ("test-dev", "2017/test-dev.txt")}
+SPLITS = ("val", "testdev")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,18 +43,14 @@ def evaluate_if_ground_truth(gt_dir: Path, output: Path, videos, json_path: str 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    folder, imset = SPLITS[args.split]
-    root = Path(args.davis) / folder
-    if not root.is_dir():
-        raise UserError(f"{root}: DAVIS 2017 {args.split} folder not found; --davis should point at DAVIS/2017")
-    videos = davis_sequences(root, imset)
+    videos = davis2017_videos(args.davis, args.split)
     if args.evaluate:
         check_files(Path(args.output), CSV_NAMES)  # before inference, not after
     output = evaluate_from_args(args, videos)
     if args.zip:
         print(f"Submission archive: {write_submission_zip(output, videos)}")
     if args.evaluate:
-        evaluate_if_ground_truth(root / "Annotations" / "480p", output, videos, args.json)
+        evaluate_if_ground_truth(layouts.davis_annotations(layouts.davis_folder(args.davis, args.split)), output, videos, args.json)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from datasets.davis_test_dataset import davis_sequences
+from datasets.davis_test_dataset import davis2016_videos
 from model.memory_policy import DAVIS_MEMORY
 from util.errors import exit_on_user_error
 from util.eval_runner import add_eval_args, evaluate_from_args, write_binary
@@ -22,10 +21,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    root = Path(args.davis)
-    # As in the official code: the 2016 list lives in the 2017 trainval folder.
-    imset = (root / ".." / "2017" / "trainval" / "ImageSets" / "2016" / "val.txt").resolve()
-    videos = davis_sequences(root, imset, single_object=True)
+    videos = davis2016_videos(args.davis)
     evaluate_from_args(args, videos, writer=write_binary)
 
 

@@ -1,9 +1,10 @@
-"""DAVIS 2016/2017 evaluation sequences (the official folder layout)."""
+"""DAVIS 2016/2017 evaluation sequences (the official folder layout, ``datasets/layouts.py``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from datasets import layouts
 from datasets.video_source import ImageFolderFrames, VideoSource, check_sequence_folder
 from util.errors import UserError
 
@@ -17,7 +18,9 @@ def read_sequence_list(path: Path) -> list[str]:
     return names
 
 
-def davis_sequences(root: str | Path, imset: str | Path, resolution: str = "480p", single_object: bool = False) -> list[VideoSource]:
+def davis_sequences(
+    root: str | Path, imset: str | Path, resolution: str = layouts.RESOLUTION, single_object: bool = False
+) -> list[VideoSource]:
     """Sequences of a DAVIS split.
 
     ``root`` holds ``JPEGImages/<res>`` and ``Annotations/<res>``; ``imset`` is the
@@ -27,11 +30,11 @@ def davis_sequences(root: str | Path, imset: str | Path, resolution: str = "480p
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"{root}: DAVIS folder not found; pass the dataset root with --davis")
-    names = read_sequence_list(root / "ImageSets" / imset)
+    names = read_sequence_list(root / layouts.IMAGE_SETS / imset)
     videos = []
     for name in names:
-        frames = check_sequence_folder(root / "JPEGImages" / resolution / name)
-        first = root / "Annotations" / resolution / name / "00000.png"
+        frames = check_sequence_folder(layouts.davis_frames(root, name, resolution))
+        first = layouts.davis_annotations(root, name, resolution) / "00000.png"
         if not first.is_file():
             raise UserError(f"{first}: first-frame annotation not found; every sequence needs 00000.png")
         videos.append(
@@ -45,3 +48,17 @@ def davis_sequences(root: str | Path, imset: str | Path, resolution: str = "480p
             )
         )
     return videos
+
+
+def davis2017_videos(davis: str | Path, split: str) -> list[VideoSource]:
+    """DAVIS 2017 ``val`` or ``testdev`` under ``davis`` (``data/DAVIS/2017``)."""
+    root = layouts.davis_folder(davis, split)
+    if not root.is_dir():
+        raise UserError(f"{root}: DAVIS 2017 {split} folder not found; --davis should point at DAVIS/2017")
+    return davis_sequences(root, layouts.image_set_name("2017", split))
+
+
+def davis2016_videos(davis: str | Path) -> list[VideoSource]:
+    """DAVIS 2016 val (one object) under ``davis`` (``data/DAVIS/2016``); as in the official
+    code, the sequence list lives in the 2017 trainval folder beside it."""
+    return davis_sequences(davis, layouts.davis2016_image_set(davis).resolve(), single_object=True)

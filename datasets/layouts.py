@@ -48,10 +48,15 @@ def davis_annotations(folder: str | Path, name: str = "", resolution: str = RESO
     return Path(folder) / ANNOTATIONS / resolution / name
 
 
-def davis_image_set(folder: str | Path, year: str, split: str) -> Path:
-    """``<folder>/ImageSets/<year>/<split>.txt`` (``testdev`` is written ``test-dev``)."""
+def image_set_name(year: str, split: str) -> str:
+    """``<year>/<split>.txt``, a sequence list's path below ``ImageSets`` (``testdev`` is written ``test-dev``)."""
     stem = TEST_DEV if split == "testdev" else split
-    return Path(folder) / IMAGE_SETS / year / f"{stem}.txt"
+    return f"{year}/{stem}.txt"
+
+
+def davis_image_set(folder: str | Path, year: str, split: str) -> Path:
+    """``<folder>/ImageSets/<year>/<split>.txt``."""
+    return Path(folder) / IMAGE_SETS / image_set_name(year, split)
 
 
 def davis2016_image_set(root_2016: str | Path, split: str = "val") -> Path:

@@ -149,7 +149,7 @@ def count_gflops(network, video, device: torch.device, frames: int, amp: bool = 
     """Mean GFLOP of a propagated frame over the first ``frames`` frames after the annotation."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from inference_core import InferenceCore
+    from engine.core import InferenceCore
     from model.memory_policy import DAVIS_MEMORY
 
     core = InferenceCore(network, DAVIS_MEMORY, device, amp=amp)

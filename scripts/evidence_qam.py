@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datasets.davis_test_dataset import davis_sequences
-from inference_core import InferenceCore
+from datasets.davis_test_dataset import davis2017_videos
+from engine.core import InferenceCore
 from model.memory_policy import DAVIS_MEMORY
 from util.errors import exit_on_user_error
 from util.eval_runner import add_eval_args, build_network, memory_config, resolve_device
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
 
     device = resolve_device(args.device)
     network = build_network(args, device)
-    videos = davis_sequences(Path(args.davis) / "trainval", "2017/val.txt")
+    videos = davis2017_videos(args.davis, "val")
     scores, ious = collect(network, device, videos, memory_config(args))
     pearson, spearman = float(pearsonr(scores, ious)[0]), float(spearmanr(scores, ious)[0])
     out = Path(args.out)

@@ -20,95 +20,14 @@ renamed, so a killed run leaves no truncated image). Exit status 2 on bad input.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
-import shutil
 import sys
-from multiprocessing import Pool
 from pathlib import Path
 
-import cv2
-import progressbar
-from PIL import Image
-
+from datasets.resize import TREE_SIZE, resize_tree
 from util.errors import UserError, exit_on_user_error
 
-DEFAULT_SIZE = 384
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
-
-def scaled_size(width: int, height: int, size: int) -> tuple[int, int]:
-    """(width, height) with the shorter side ``size`` and the longer one scaled and rounded down."""
-    if width <= height:
-        return size, max(1, height * size // width)
-    return max(1, width * size // height), size
-
-
-def list_images(root: Path) -> list[Path]:
-    """Image files under ``root`` (relative paths, sorted), hidden files excluded."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith("."):
-                found.append(Path(dirpath, name).relative_to(root))
-    return found
-
-
-def _tmp(dst: Path) -> Path:
-    return dst.with_name(f".{dst.name}.tmp{dst.suffix}")
-
-
-def _resize_mask(src: Path, tmp: Path, size: int) -> None:
-    with Image.open(src) as im:
-        im.resize(scaled_size(*im.size, size), Image.NEAREST).save(tmp)
-
-
-def _resize_photo(src: Path, tmp: Path, size: int) -> None:
-    img = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise UserError(f"{src}: cannot read image")
-    h, w = img.shape[:2]
-    out = cv2.resize(img, scaled_size(w, h, size), interpolation=cv2.INTER_AREA)
-    if not cv2.imwrite(str(tmp), out):
-        raise UserError(f"{tmp}: cannot write image")
-
-
-def resize_file(rel: Path, in_dir: Path, out_dir: Path, size: int, shrink_only: bool, nearest: bool) -> None:
-    """Resize ``in_dir/rel`` into ``out_dir/rel`` (masks nearest with palette, photos INTER_AREA)."""
-    src, dst = in_dir / rel, out_dir / rel
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(dst)
-    with Image.open(src) as im:
-        (width, height), mode = im.size, im.mode
-    if shrink_only and min(width, height) <= size:
-        shutil.copyfile(src, tmp)
-    elif nearest or mode == "P":
-        _resize_mask(src, tmp, size)
-    else:
-        _resize_photo(src, tmp, size)
-    os.replace(tmp, dst)
-
-
-def resize_tree(in_dir: Path, out_dir: Path, size: int = DEFAULT_SIZE, shrink_only: bool = False,
-                nearest: bool = False, processes: int = 1) -> int:
-    """Resize every image under ``in_dir`` into ``out_dir``; returns the number written (existing ones are skipped)."""
-    images = list_images(in_dir)
-    if not images:
-        raise UserError(f"{in_dir}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})")
-    todo = [rel for rel in images if not (out_dir / rel).is_file()]
-    print(f"{len(images)} images, {len(images) - len(todo)} already done")
-    function = functools.partial(resize_file, in_dir=in_dir, out_dir=out_dir, size=size, shrink_only=shrink_only, nearest=nearest)
-    with progressbar.ProgressBar(max_value=max(1, len(todo))) as bar:
-        if processes <= 1 or len(todo) <= 1:
-            for i, rel in enumerate(todo, 1):
-                function(rel)
-                bar.update(i)
-        else:
-            with Pool(processes=processes) as pool:
-                for i, _ in enumerate(pool.imap_unordered(function, todo, chunksize=16), 1):
-                    bar.update(i)
-    return len(todo)
+DEFAULT_SIZE = TREE_SIZE
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from datasets.synthetic import VideoSpec, render_video
-from inference_core import InferenceCore
+from engine.core import InferenceCore
 from model.config import OFFICIAL
 from model.memory_policy import MemoryConfig
 from model.network import QDMN

@@ -11,7 +11,7 @@ from PIL import Image
 
 from datasets.synthetic import VideoSpec, render_video, write_youtube
 from datasets.video_source import VideoSource
-from inference_core import InferenceCore
+from engine.core import InferenceCore
 from model.memory_policy import MemoryConfig
 from scripts.make_random_checkpoint import random_network
 from tests.test_eval_cli import assert_one_line_error, run
@@ -105,7 +105,7 @@ def test_late_object_with_evictions_keeps_memory_bounded(youtube):
     torch.manual_seed(0)
     network = random_network("lite", seed=5, qam_activation="sigmoid").eval()
     config = MemoryConfig(mem_freq=1, threshold=-1.0, capacity=3)
-    from inference_core_yv import youtube_videos
+    from datasets.yv_test_dataset import youtube_videos
 
     video = next(v for v in youtube_videos(youtube, size=-1) if v.name == "late")
     core = InferenceCore(network, config)

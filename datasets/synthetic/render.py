@@ -29,14 +29,7 @@ def _object_alpha(
     if pose is None:
         return None
     matrix = _warp_matrix(obj.alpha.shape[0], pose)
-    return cv2.warpAffine(
-        obj.alpha,
-        matrix,
-        (width, height),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=0,
-    )
+    return cv2.warpAffine(obj.alpha, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def render_frame(

@@ -27,7 +27,16 @@ class ObjectStyle:
 
 
 @dataclass(frozen=True)
-class Occlusion:
+class _TargetWindow:
+    """An event on object ``target`` from frame ``start`` for ``duration`` frames."""
+
+    target: int
+    start: int
+    duration: int
+
+
+@dataclass(frozen=True)
+class Occlusion(_TargetWindow):
     """A non-annotated occluder slides in, hides object ``target`` completely on
     frames ``[start, start + duration)`` (following it), then slides out.
 
@@ -35,14 +44,11 @@ class Occlusion:
     on top of everything and clears the masks under it (mask value 0).
     """
 
-    target: int
-    start: int
-    duration: int
     approach: int = 8
 
 
 @dataclass(frozen=True)
-class Exit:
+class Exit(_TargetWindow):
     """Object ``target`` leaves through its nearest frame edge and comes back.
 
     It starts leaving at ``start``, is fully out of view at least on frames
@@ -50,9 +56,6 @@ class Exit:
     from ``start + 2 * ramp + duration``.
     """
 
-    target: int
-    start: int
-    duration: int
     ramp: int = 10
 
 
@@ -226,13 +229,7 @@ class Background:
             for axis in range(2)
         ]
         matrix = np.float32([[1, 0, -offset[0]], [0, 1, -offset[1]]])
-        return cv2.warpAffine(
-            self.texture,
-            matrix,
-            (width, height),
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REFLECT,
-        )
+        return cv2.warpAffine(self.texture, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
 @dataclass(frozen=True, eq=False)

@@ -56,13 +56,15 @@ def _davis_video(
 
 
 def _write_davis_sequence(
-    image_dir: Path,
-    annotation_dir: Path,
+    base: Path,
+    name: str,
     frames: Sequence[np.ndarray],
     masks: Sequence[np.ndarray],
     annotated: Sequence[int],
     binary: bool = False,
 ) -> None:
+    """Frames in ``<base>/JPEGImages/480p/<name>``, the ``annotated`` masks in ``<base>/Annotations/480p/<name>``."""
+    image_dir, annotation_dir = layouts.davis_frames(base, name), layouts.davis_annotations(base, name)
     for t, frame in enumerate(frames):
         _write_jpeg(image_dir / f"{_frame_name(t)}.jpg", frame)
     writer = _write_binary_png if binary else _write_palette_png
@@ -94,14 +96,7 @@ def write_davis2017(
     ``ImageSets/2017/<split>.txt``. Video ``i`` is named ``<prefix>-<i:03d>``
     and goes to ``splits[i % len(splits)]``. Returns the names per split.
     """
-    _check_common(
-        seed,
-        height,
-        width,
-        num_videos=num_videos,
-        num_frames=num_frames,
-        max_objects=max_objects,
-    )
+    _check_common(seed, height, width, num_videos=num_videos, num_frames=num_frames, max_objects=max_objects)
     if not splits:
         raise ValueError("splits must not be empty")
     base = layouts.davis_folder(Path(root) / "2017", "val")
@@ -111,13 +106,7 @@ def write_davis2017(
         frames, masks = _davis_video(
             seed, _TAG_DAVIS2017, index, num_frames, height, width, max_objects, leave_share
         )
-        _write_davis_sequence(
-            layouts.davis_frames(base, name),
-            layouts.davis_annotations(base, name),
-            frames,
-            masks,
-            range(num_frames),
-        )
+        _write_davis_sequence(base, name, frames, masks, range(num_frames))
         names[splits[index % len(splits)]].append(name)
     for split, split_names in names.items():
         _write_list(layouts.davis_image_set(base, "2017", split), split_names)
@@ -139,14 +128,7 @@ def write_davis2017_testdev(
     Only the first frame is annotated; the list is
     ``ImageSets/2017/test-dev.txt``. Returns the sequence names.
     """
-    _check_common(
-        seed,
-        height,
-        width,
-        num_videos=num_videos,
-        num_frames=num_frames,
-        max_objects=max_objects,
-    )
+    _check_common(seed, height, width, num_videos=num_videos, num_frames=num_frames, max_objects=max_objects)
     base = layouts.davis_folder(Path(root) / "2017", "testdev")
     names = []
     for index in range(num_videos):
@@ -154,13 +136,7 @@ def write_davis2017_testdev(
         frames, masks = _davis_video(
             seed, _TAG_TESTDEV, index, num_frames, height, width, max_objects
         )
-        _write_davis_sequence(
-            layouts.davis_frames(base, name),
-            layouts.davis_annotations(base, name),
-            frames,
-            masks,
-            [0],
-        )
+        _write_davis_sequence(base, name, frames, masks, [0])
         names.append(name)
     _write_list(layouts.davis_image_set(base, "2017", "testdev"), names)
     return names
@@ -192,14 +168,7 @@ def write_davis2016(
         name = f"{prefix}-{index:03d}"
         rng = _video_rng(seed, _TAG_DAVIS2016, index)
         frames, masks = render_video(rng, VideoSpec(num_frames, height, width, 1))
-        _write_davis_sequence(
-            layouts.davis_frames(base, name),
-            layouts.davis_annotations(base, name),
-            frames,
-            masks,
-            range(num_frames),
-            binary=True,
-        )
+        _write_davis_sequence(base, name, frames, masks, range(num_frames), binary=True)
         names[splits[index % len(splits)]].append(name)
     for split, split_names in names.items():
         _write_list(layouts.davis2016_image_set(base, split).resolve(), split_names)
@@ -314,14 +283,7 @@ def write_youtube(
     entering mid-video. ``<split>/meta.json`` lists, per object, the sparse
     frames where it is visible. Returns the video names.
     """
-    _check_common(
-        seed,
-        height,
-        width,
-        num_videos=num_videos,
-        num_frames=num_frames,
-        max_objects=max_objects,
-    )
+    _check_common(seed, height, width, num_videos=num_videos, num_frames=num_frames, max_objects=max_objects)
     tag = _TAG_YOUTUBE.get(split, 1803 + sum(split.encode()))
     base = Path(root)
     meta: dict[str, dict] = {"videos": {}}
