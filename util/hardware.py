@@ -4,8 +4,8 @@ One place for these decisions, so that every entry point (evaluation, demo, benc
 training) answers them the same way.
 
 bfloat16 on a CPU is only fast with native instructions (AVX-512 BF16 or AMX on x86,
-the BF16 extension on Arm). Without them PyTorch emulates it: measured on an AVX2-only
-AMD EPYC, one 2048×2048 bfloat16 matmul took 76 s, and ``demo.py --amp`` ran 6.6× slower
+the BF16 extension on Arm). Without them PyTorch emulates it: on an AVX2-only
+AMD EPYC the portability report (issue 12) measured one 2048×2048 bfloat16 matmul at 76 s and ``demo.py --amp`` 6.6× slower
 than float32. So ``--amp`` on such a CPU warns once and runs float32 unless forced.
 
 ``QDMN_NATIVE_BF16=0`` or ``=1`` overrides the detection (for tests, and for a CPU the
