@@ -266,7 +266,7 @@ class App:
 
     @staticmethod
     def outputs(result: RunResult) -> tuple:
-        side = [(str(path), caption) for path, caption in result.side_by_side]
+        side = str(result.side_by_side)
         status = f"Done: {result.frames} masks written. Download them below."
         return status, gr.update(), str(result.overlay), side, str(result.plot), str(result.masks_zip)
 
@@ -303,8 +303,9 @@ class App:
             with gr.Row():
                 preview = gr.Image(label="Mask of the frame being segmented", elem_id="preview", interactive=False)
                 video = gr.Video(label="Overlay", elem_id="overlay_video", interactive=False, loop=True)
-            gallery = gr.Gallery(label="Frame | overlay", elem_id="side_by_side", columns=2, object_fit="contain", height="auto")
-            plot = gr.Image(label="Memory: QAM quality per frame and admissions", elem_id="memory_plot", interactive=False)
+            with gr.Row():
+                gallery = gr.Image(label="A few frames: frame | overlay", elem_id="side_by_side", interactive=False)
+                plot = gr.Image(label="Memory: QAM quality per frame and admissions", elem_id="memory_plot", interactive=False)
             masks_zip = gr.File(label="Masks (palette PNGs, zip)", elem_id="masks_zip", interactive=False)
 
             clip.upload(self.on_clip, [clip], [editor, status, clip])

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -70,7 +71,7 @@ class RunResult:
     folder: Path
     masks: Path  # folder of palette PNGs, one per frame from the first annotated one
     overlay: Path  # VP8 webm
-    side_by_side: list[tuple[Path, str]]
+    side_by_side: Path  # a few frames, each as frame | overlay
     plot: Path
     masks_zip: Path
     frames: int
@@ -298,7 +299,7 @@ class Session:
         chosen: list[tuple[int, np.ndarray, np.ndarray]] = []
         overlay, gif = output / f"{video.name}_overlay.webm", output / f"{video.name}_preview.gif"
         write_overlay(keep_frames(overlay_items(video, masks), picks, chosen), len(video), overlay, gif, fps=settings.fps)
-        pairs = [(save_side_by_side(output / f"side_by_side_{t:05d}.png", rgb, ids), f"frame {t}") for t, rgb, ids in chosen]
+        pairs = save_side_by_side(output / "side_by_side.png", chosen)
         plot = save_memory_plot(output / "memory.png", decisions, video.first_annotated, settings.threshold)
         archive = zip_masks(masks, output / f"{video.name}_masks.zip")
         return RunResult(output, masks, overlay, pairs, plot, archive, len(list(masks.glob("*.png"))))
@@ -326,9 +327,15 @@ def keep_frames(items: Iterator, picks: set[int], chosen: list) -> Iterator:
         yield item
 
 
-def save_side_by_side(path: Path, rgb: np.ndarray, ids: np.ndarray) -> Path:
-    gap = np.full((rgb.shape[0], 4, 3), 255, np.uint8)
-    Image.fromarray(np.concatenate([rgb, gap, blend(rgb, ids)], axis=1)).save(path)
+def save_side_by_side(path: Path, chosen: list[tuple[int, np.ndarray, np.ndarray]]) -> Path:
+    """One image: a row per chosen frame, the frame | its overlay, captioned with its index."""
+    rows = []
+    for index, rgb, ids in chosen:
+        frame = rgb.copy()
+        cv2.putText(frame, f"frame {index}", (6, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
+        gap = np.full((rgb.shape[0], 4, 3), 255, np.uint8)
+        rows += [np.concatenate([frame, gap, blend(rgb, ids)], axis=1), np.full((4, 2 * rgb.shape[1] + 4, 3), 255, np.uint8)]
+    Image.fromarray(np.concatenate(rows[:-1], axis=0)).save(path)
     return path
 
 
