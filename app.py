@@ -49,10 +49,11 @@ SWEEP_AGE_S, SWEEP_EVERY_S = 60.0, 15.0
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--port", type=int, default=7860, help="port to serve on (0: any free port)")
+    p.add_argument("--port", type=int, default=7860, help="port to serve on (0: the first free one from 7860)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes the page to your network")
     p.add_argument("--model", default=DEFAULT_MODEL, help="the model selected by default (any .pth in saves/ can be chosen)")
-    p.add_argument("--max_upload_mb", type=positive_float, default=200.0, help="largest upload (video, zip or mask)")
+    p.add_argument("--max_upload_mb", type=positive_float, default=200.0,
+                   help="largest upload in MiB (video, zip or mask); the page refuses a larger file before sending it")
     p.add_argument("--max_frames", type=positive_int, default=300, help="longest video, in frames")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the network (default: all this process may use)")
     p.add_argument("--device", default=None, help="cuda, cpu... (default: cuda when available)")

@@ -281,6 +281,15 @@ def test_sweep_removes_old_cache_files_but_never_a_session(tmp_path: Path) -> No
     assert not old.parent.exists() and new.is_file() and mine.is_file()
 
 
+def test_without_gradio_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import import_gradio
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio raises ImportError
+    monkeypatch.setenv("GRADIO_TEMP_DIR", "unchanged")
+    with pytest.raises(UserError, match=r"gradio is not installed; run `pip install -r requirements-app.txt`"):
+        import_gradio(tmp_path)
+
+
 def test_one_run_at_a_time_and_sessions_apart(tmp_path: Path, sample: dict[str, Path]) -> None:
     sessions = Sessions(tmp_path / "sessions", Limits())
     first, second = sessions.get("a"), sessions.get("b")
