@@ -159,6 +159,7 @@ class Page:
 
     def __init__(self, browser, server: Server):
         self.outside: list[str] = []
+        self.requested: list[str] = []
         self.context = browser.new_context(viewport={"width": 1280, "height": 1800}, accept_downloads=True)
         self.context.route("**/*", self.only_loopback)
         self.page = self.context.new_page()
@@ -169,6 +170,7 @@ class Page:
     def only_loopback(self, route) -> None:
         host = urlparse(route.request.url).hostname
         if host in ("127.0.0.1", None):
+            self.requested.append(route.request.url)
             route.continue_()
         else:
             self.outside.append(route.request.url)
@@ -288,6 +290,21 @@ def test_without_gradio_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("GRADIO_TEMP_DIR", "unchanged")
     with pytest.raises(UserError, match=r"gradio is not installed; run `pip install -r requirements-app.txt`"):
         import_gradio(tmp_path)
+
+
+def test_video_file_upload(tmp_path: Path) -> None:
+    """A video file is copied under a fixed name and read by eval_generic.py's VideoFileFrames (frames 00000...)."""
+    import cv2
+
+    clip = tmp_path / "my holiday.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    for t in range(6):
+        writer.write(np.full((48, 64, 3), 40 * t, np.uint8))
+    writer.release()
+    session = make_session(tmp_path)
+    loaded = session.load_clip(clip)
+    assert loaded.frames == 6 and loaded.first_stem == "00000" and loaded.video == session.folder / "clip" / "video.mp4"
+    assert loaded.first_frame.shape == (48, 64, 3)
 
 
 def test_one_run_at_a_time_and_sessions_apart(tmp_path: Path, sample: dict[str, Path]) -> None:
@@ -469,14 +486,25 @@ def page_message(visitor: Page, expected: str, timeout_s: float = 60) -> str:
 
 
 def test_browser_two_visitors_do_not_share_files(browser, server: Server, sample: dict[str, Path]) -> None:
+    """Two pages get two session folders; neither page refers to the other's folder; closing one removes only its own."""
+    before = set(server.sessions())
     first, second = Page(browser, server), Page(browser, server)
     try:
         first.upload("clip_upload", sample["zip"])
         first.wait_status("Loaded")
         assert "Upload a video" in second.status()
-        folders = server.sessions()
-        assert len(folders) >= 1
-        assert second.page.locator("#editor canvas").count() == 0 or "Loaded" not in second.status()
+        second.upload("clip_upload", sample["zip"])
+        second.wait_status("Loaded")
+        folders = sorted(set(server.sessions()) - before)
+        assert len(folders) == 2 and all((f / "clip" / "frames").is_dir() for f in folders)
+        fetched = [" ".join(first.requested), " ".join(second.requested)]  # the first frame each page shows
+        owners = [[i for i, f in enumerate(folders) if f.name in urls] for urls in fetched]
+        assert owners[0] != owners[1] and all(len(o) == 1 for o in owners), owners
+        first.close()
+        deadline = time.monotonic() + 30
+        while len(set(server.sessions()) - before) > 1 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert [f.exists() for f in folders].count(True) == 1
     finally:
         first.close()
         second.close()
