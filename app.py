@@ -106,6 +106,15 @@ def without_scratch_file(component: Any) -> Any:
     return component
 
 
+def error_line(error: Exception, session: Session) -> str:
+    """The page's one line for a failure: a UserError's own line; anything else is named as a failure of the app,
+    with its traceback in the server's log."""
+    if isinstance(error, UserError):
+        return f"**Error:** {reply(error, session.folder)}"
+    traceback.print_exc()
+    return f"**Error:** the app failed ({type(error).__name__}: {reply(UserError(str(error)), session.folder)}); see the server's log"
+
+
 def sweep_cache(cache: Path, sessions_root: Path, age_s: float = SWEEP_AGE_S) -> list[Path]:
     """Remove files of Gradio's cache outside the session folders not written for ``age_s`` seconds; returns them."""
     removed: list[Path] = []
@@ -174,8 +183,8 @@ class App:
             if not upload:
                 return gr.update(), "Upload a video file or a zip of frames.", None
             clip = session.load_clip(Path(upload))
-        except UserError as e:
-            return gr.update(value=None), f"**Error:** {reply(e, session.folder)}", None
+        except Exception as e:
+            return gr.update(value=None), error_line(e, session), None
         finally:
             remove_upload(upload, self.cache, self.sessions.root)
         h, w = clip.first_frame.shape[:2]
@@ -189,8 +198,8 @@ class App:
             if not upload:
                 return "Upload an annotation PNG.", None
             session.set_mask_png(Path(upload))
-        except UserError as e:
-            return f"**Error:** {reply(e, session.folder)}", None
+        except Exception as e:
+            return error_line(e, session), None
         finally:
             remove_upload(upload, self.cache, self.sessions.root)
         return "Mask loaded from the uploaded PNG. Press Run.", None
@@ -200,8 +209,8 @@ class App:
         try:
             with session.exclusive():
                 session.set_mask_painted(painted_layers(editor))
-        except UserError as e:
-            return f"**Error:** {reply(e, session.folder)}"
+        except Exception as e:
+            return error_line(e, session)
         return "Mask taken from the painting. Press Run."
 
     def settings(self, model: str, amp: bool, mem_freq: float, threshold: float, capacity: float, top_k: float) -> RunSettings:
@@ -229,11 +238,15 @@ class App:
             yield (f"**Error:** {reply(e, session.folder)}", *nothing)
             return
         events: queue.Queue = queue.Queue()
-        session.discard("progress")
         previews = session.folder / "progress"
-        previews.mkdir()
-        worker = threading.Thread(target=self.work, args=(session, settings, events), daemon=True)
-        worker.start()
+        try:
+            session.discard("progress")
+            previews.mkdir()
+            threading.Thread(target=self.work, args=(session, settings, events), daemon=True).start()
+        except Exception as e:
+            session.lock.release()
+            yield (error_line(e, session), *nothing)
+            return
         yield from self.progress(events, previews, nothing)
 
     def work(self, session: Session, settings: RunSettings, events: queue.Queue) -> None:
@@ -241,11 +254,8 @@ class App:
         try:
             result = session.run(settings, lambda index, total, ids: events.put(("frame", index, total, ids)))
             events.put(("done", result))
-        except UserError as e:
-            events.put(("error", reply(e, session.folder)))
-        except Exception as e:  # a bug, not the input: the page says so, the server log has the traceback
-            traceback.print_exc()
-            events.put(("error", f"the run failed ({type(e).__name__}: {reply(UserError(str(e)), session.folder)})"))
+        except Exception as e:
+            events.put(("error", error_line(e, session)))
         finally:
             session.lock.release()
 
@@ -259,7 +269,7 @@ class App:
                     last = time.monotonic()
                     yield (f"Propagating: frame {index + 1} / {total}", save_preview(previews, index, ids), None, None, None, None)
             elif event[0] == "error":
-                yield (f"**Error:** {event[1]}", *nothing)
+                yield (event[1], *nothing)
                 return
             else:
                 yield self.outputs(event[1])

@@ -445,7 +445,7 @@ def outside_session_files(server: Server) -> list[str]:
                   if p.is_file() and sessions not in p.parents and not (p.name in EDITOR_COPIES or p.name.startswith("layer")))
 
 
-@pytest.mark.parametrize("case", ["oversized", "not_a_video", "undecodable", "empty_mask", "nothing_painted"])
+@pytest.mark.parametrize("case", ["oversized", "not_a_video", "undecodable", "empty_mask", "nothing_painted", "no_mask"])
 def test_browser_bad_input_is_one_message(visitor: Page, server: Server, sample: dict[str, Path], tmp_path: Path, case: str) -> None:
     """Each bad input shows one message on the page; nothing is written outside the session's folder."""
     expected = {
@@ -454,6 +454,7 @@ def test_browser_bad_input_is_one_message(visitor: Page, server: Server, sample:
         "undecodable": "cannot decode this video file",
         "empty_mask": "holds no object",
         "nothing_painted": "holds no object",
+        "no_mask": "no first-frame mask yet",
     }[case]
     if case == "oversized":
         big = tmp_path / "big.mp4"
@@ -474,8 +475,10 @@ def test_browser_bad_input_is_one_message(visitor: Page, server: Server, sample:
             empty = tmp_path / "empty.png"
             save_palette_png(empty, np.zeros((240, 432), np.uint8))
             visitor.upload("mask_upload", empty)
-        else:
+        elif case == "nothing_painted":
             visitor.page.click("#use_painting")
+        else:
+            visitor.page.click("#run_button")
     message = page_message(visitor, expected)
     if case != "oversized":
         assert message.startswith("Error:") and visitor.status().count("\n") == 0, visitor.status()
