@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from datasets.davis_test_dataset import davis2016_videos
+from evaluation.runner import add_eval_args, evaluate_from_args, write_binary
 from model.memory_policy import DAVIS_MEMORY
 from util.errors import exit_on_user_error
-from util.eval_runner import add_eval_args, evaluate_from_args, write_binary
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

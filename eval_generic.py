@@ -13,10 +13,10 @@ from pathlib import Path
 
 from datasets.generic_test_dataset import MAX_SHORT_SIDE, generic_video
 from evaluation.generic import checked_ground_truth, overlay_names, print_jf, write_video_overlay
+from evaluation.runner import add_eval_args, evaluate_from_args
 from model.memory_policy import DAVIS_MEMORY
 from util.arg_types import plain_name, positive_float, size_or_native
 from util.errors import exit_on_user_error
-from util.eval_runner import add_eval_args, evaluate_from_args
 from util.output_safety import check_files
 
 

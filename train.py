@@ -10,15 +10,12 @@ from __future__ import annotations
 import datetime
 import functools
 import hashlib
-import inspect
 import math
-import os
 import random
 import signal
 import sys
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -29,115 +26,29 @@ from torch.utils.data import DataLoader
 
 from datasets.sampling import ResumableSampler, SeededDataset
 from datasets.training_data import StageData, stage_data
+from model.checkpoint import checkpoint_config, read_network_file, read_training_checkpoint, safe_load
 from model.config import PRESETS, ModelConfig
-from model.model import (
-    QDMNTrainer,
-    checkpoint_config,
-    gather_rng_states,
-    load_network_into,
-    read_network_file,
-    read_training_checkpoint,
-    set_rng_state,
-)
+from model.model import QDMNTrainer, load_network_into
 from model.network import QDMN
 from model.resnet import find_imagenet_weights
-from util.checkpoint import safe_load
-from util.errors import EXIT_INTERRUPTED, UserError, exit_on_user_error
+from training.hyper_para import parse_args
+from training.runtime import (
+    DistEnv,
+    NonFiniteWatch,
+    StopFlag,
+    gather_rng_states,
+    init_distributed,
+    nonfinite_stop_message,
+    resolve_env,
+    seed_everything,
+    set_rng_state,
+)
+from util.errors import UserError, exit_on_user_error
 from util.hardware import amp_dtype, effective_amp, training_parallelism
-from util.hyper_para import parse_args
 from util.logger import TensorboardLogger
 
 SAVE_ROOT = "saves"
 LOG_ROOT = "log"
-
-
-# --------------------------------------------------------------------------- processes
-@dataclass
-class DistEnv:
-    rank: int
-    world_size: int
-    local_rank: int
-    device: torch.device
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def resolve_env(args) -> DistEnv:
-    """Rank and device from the launcher's environment (LOCAL_RANK, or the --local-rank flag)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", args.local_rank if args.local_rank is not None else 0))
-    spec = args.device
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    if spec == "cuda":
-        spec = f"cuda:{local_rank}"
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise UserError(f"--device {args.device}: not a device (use auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {args.device}: CUDA is not available here; use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UserError(f"{device}: only {torch.cuda.device_count()} CUDA device(s) visible to rank {rank}")
-    elif device.type != "cpu":
-        raise UserError(f"--device {args.device}: train.py runs on cpu or cuda (cuda:N); use one of them")
-    return DistEnv(rank, world_size, local_rank, device)
-
-
-def init_distributed(env: DistEnv) -> None:
-    if env.device.type == "cuda":
-        torch.cuda.set_device(env.device)
-    if env.distributed:
-        backend = "nccl" if env.device.type == "cuda" else "gloo"
-        kwargs: dict[str, Any] = {}
-        if env.device.type == "cuda" and "device_id" in inspect.signature(dist.init_process_group).parameters:
-            kwargs["device_id"] = env.device  # binds NCCL to this rank's GPU (PyTorch >= 2.3)
-        dist.init_process_group(backend=backend, init_method="env://", rank=env.rank, world_size=env.world_size, **kwargs)
-
-
-def seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-
-
-class StopFlag:
-    """Set by SIGTERM or a first Ctrl-C (SIGINT); checked (and agreed between ranks) after every iteration.
-
-    Either way the run saves a checkpoint and exits 0; a second Ctrl-C aborts at once
-    (exit 130), leaving the last saved checkpoint as it was.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.signal_name = ""
-        signal.signal(signal.SIGTERM, self._handle)
-        signal.signal(signal.SIGINT, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        if signum == signal.SIGINT and self.requested:
-            print("second Ctrl-C: aborted without saving; the last saved checkpoint is intact", file=sys.stderr, flush=True)
-            raise SystemExit(EXIT_INTERRUPTED)
-        if signum == signal.SIGINT:
-            print("Ctrl-C: saving a checkpoint after this iteration, then stopping (Ctrl-C again aborts without saving)",
-                  file=sys.stderr, flush=True)
-        self.requested = True
-        self.signal_name = self.signal_name or signal.Signals(signum).name
-
-    def agreed(self, env: DistEnv) -> bool:
-        if not env.distributed:
-            return self.requested
-        flag = torch.tensor([float(self.requested)], device=env.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
 
 
 # --------------------------------------------------------------------------- model
@@ -179,7 +90,7 @@ def imagenet_init(net: QDMN, args, log) -> None:
     log(f"ImageNet weights loaded from {path}")
 
 
-def build_network(config: ModelConfig, args, env: DistEnv, resume: Optional[dict], network_state: Optional[dict], log) -> QDMN:
+def init_network(config: ModelConfig, args, env: DistEnv, resume: Optional[dict], network_state: Optional[dict], log) -> QDMN:
     net = QDMN(config, top_k=None)
     if resume is not None:
         load_network_into(net, resume["network"], args.load_model)
@@ -257,51 +168,6 @@ def resume_position(resume: Optional[dict], start_it: int, per_epoch: int, args,
         if differs:
             log(f"warning: {', '.join(differs)} changed since the checkpoint; the data order will not continue exactly")
     return epoch, done
-
-
-# --------------------------------------------------------------------------- non-finite losses
-MAX_NONFINITE_IN_A_ROW = 10
-
-
-def sample_names(batch: dict[str, Any]) -> str:
-    names = batch.get("info", {}).get("name", [])
-    return ", ".join(str(n) for n in names) if isinstance(names, (list, tuple)) else str(names)
-
-
-class NonFiniteWatch:
-    """Counts skipped updates in a row; warns for each, naming this rank's samples."""
-
-    def __init__(self, limit: int = MAX_NONFINITE_IN_A_ROW) -> None:
-        self.limit = limit
-        self.in_a_row = 0
-        self.first = 0
-
-    def record(self, outcome, batch: dict[str, Any], it: int, env: DistEnv) -> Optional[str]:
-        """None while training may go on; else a description of the run of failures."""
-        if outcome.skipped is None:
-            self.in_a_row = 0
-            return None
-        self.in_a_row += 1
-        self.first = it if self.in_a_row == 1 else self.first
-        value = float(outcome.losses["total_loss"].detach())
-        where = f"rank {env.rank}: " if env.distributed else ""
-        if not outcome.local_loss_finite or (outcome.skipped == "gradient" and env.is_main):
-            print(
-                f"warning: {where}iteration {it}: non-finite {outcome.skipped} (total_loss {value}) on samples "
-                f"[{sample_names(batch)}]; update skipped ({self.in_a_row} in a row)",
-                flush=True,
-            )
-        if self.in_a_row < self.limit:
-            return None
-        return f"{self.limit} non-finite losses or gradients in a row (iterations {self.first}-{it}, last on [{sample_names(batch)}])"
-
-
-def nonfinite_stop_message(what: str, trainer: QDMNTrainer, last_saved: Optional[int]) -> str:
-    if trainer.save_path is None or last_saved is None:
-        kept = "no checkpoint was written by this run"
-    else:
-        kept = f"the last checkpoint {trainer.save_path}_checkpoint.pth (iteration {last_saved}) is intact"
-    return f"training stopped: {what}; {kept}; resume from it with --load_model and a lower --lr, or check those samples"
 
 
 # --------------------------------------------------------------------------- logging
@@ -422,7 +288,7 @@ def train(args, env: DistEnv, config: ModelConfig, data: StageData, resume, netw
             log("warning: --id NULL: TensorBoard logging and saving are disabled")
 
     seed_everything(args.seed)  # identical initialisation on every rank
-    net = build_network(config, args, env, resume, network_state, log)
+    net = init_network(config, args, env, resume, network_state, log)
     amp = amp_dtype(env.device) if effective_amp(env.device, args.amp, args.force_amp) else None
     if amp is not None:
         log(f"mixed precision: {str(amp).removeprefix('torch.')} autocast" + (" with loss scaling" if amp == torch.float16 else ""))

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
@@ -26,27 +24,19 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from model.aggregate import aggregate_logits
-from model.config import ModelConfig
-from model.losses import START_WARM, LossComputer, iou_hooks
-from model.network import QDMN, QueryFeatures
-from util.checkpoint import (
-    TRAINING_KEYS,
-    WEIGHTS_FORMAT,
+from model.checkpoint import (
+    TRAINING_FORMAT,
     atomic_save,
-    check_finite,
     check_state_dict,
-    describe,
-    extract_weights,
-    weights_config,
-    weights_network,
     weights_payload,
 )
+from model.losses import START_WARM, LossComputer, iou_hooks
+from model.network import QDMN, QueryFeatures
 from util.errors import UserError
 from util.image_saver import pool_pairs
 from util.log_integrator import Integrator
 from util.logger import TensorboardLogger
 
-TRAINING_FORMAT = "qdmn-training"
 WEIGHT_DECAY = 1e-7
 REPORT_INTERVAL = 100
 IMAGE_INTERVAL = 800
@@ -148,61 +138,6 @@ def expand_single_object(state: dict[str, torch.Tensor], net: QDMN) -> dict[str,
     pad = torch.zeros(src.shape[0], 1, *src.shape[2:], dtype=src.dtype)
     nn.init.orthogonal_(pad)
     return {**state, name: torch.cat([src, pad], 1)}
-
-
-def read_network_file(obj: Any, path: str | Path) -> tuple[dict[str, torch.Tensor], ModelConfig]:
-    """Weights and configuration of a ``--load_network`` file (weights file or bare state dict)."""
-    return extract_weights(obj, path)
-
-
-def read_training_checkpoint(obj: Any, path: str | Path) -> dict[str, Any]:
-    """Validate a ``--load_model`` file: a training checkpoint, not a weights file."""
-    if not isinstance(obj, dict) or not TRAINING_KEYS <= set(obj):
-        hint = (
-            " (start from it with --load_network)"
-            if isinstance(obj, dict) and (obj.get("format") == WEIGHTS_FORMAT or "network" not in obj)
-            else ""
-        )
-        raise UserError(f"{path}: this is {describe(obj)}; --load_model needs a training checkpoint (<id>_checkpoint.pth){hint}")
-    check_finite(weights_network(obj, path), path)  # NaN weights would only make every loss non-finite
-    return obj
-
-
-def checkpoint_config(checkpoint: dict[str, Any], path: str | Path) -> ModelConfig:
-    """The model configuration of a training checkpoint (inferred for the official ones, ReLU QAM)."""
-    if "config" in checkpoint:
-        return weights_config(checkpoint, path)
-    _, config = extract_weights(checkpoint["network"], path)
-    return config
-
-
-# --------------------------------------------------------------------------- RNG state
-def rng_state(device: torch.device) -> dict[str, Any]:
-    """torch, CUDA, numpy and Python generator states, as tensors and plain values (weights_only-safe)."""
-    np_state = np.random.get_state()
-    py_state = random.getstate()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": {
-            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-            "pos": int(np_state[2]),
-            "gauss": [int(np_state[3]), float(np_state[4])],
-        },
-        "python": {"version": py_state[0], "state": torch.tensor(py_state[1], dtype=torch.int64), "gauss": py_state[2]},
-    }
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    np_state = state["numpy"]
-    np.random.set_state(("MT19937", np_state["keys"].numpy().astype(np.uint32), np_state["pos"], *np_state["gauss"]))
-    py_state = state["python"]
-    random.setstate((py_state["version"], tuple(py_state["state"].tolist()), py_state["gauss"]))
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 # --------------------------------------------------------------------------- trainer
@@ -406,24 +341,6 @@ def _no_buffer_sync() -> dict[str, bool]:
     if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters:
         return {"forward_sync_buffers": False}
     return {"broadcast_buffers": False}
-
-
-def gather_rng_states(device: torch.device, world_size: int) -> list[dict[str, Any]]:
-    """Every rank's generator states, indexed by rank (collective when distributed)."""
-    mine = rng_state(device)
-    if world_size == 1:
-        return [mine]
-    states: list[Any] = [None] * world_size
-    dist.all_gather_object(states, {k: _to_cpu(v) for k, v in mine.items()})
-    return states
-
-
-def _to_cpu(x: Any) -> Any:
-    if isinstance(x, torch.Tensor):
-        return x.cpu()
-    if isinstance(x, dict):
-        return {k: _to_cpu(v) for k, v in x.items()}
-    return x
 
 
 def load_network_into(net: QDMN, state: dict[str, torch.Tensor], path: str | Path) -> None:

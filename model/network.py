@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from model.config import OFFICIAL, ModelConfig
+from model.config import OFFICIAL, PRESETS, ModelConfig
 from model.memory_reader import read_memory
 from model.modules import ASPP, Decoder, KeyValue, MaskRGBEncoder, RGBEncoder, Score
 from model.resnet import load_imagenet_weights
@@ -192,3 +192,20 @@ class _TrunkView(nn.Module):
         self.conv1, self.bn1 = encoder.conv1, encoder.bn1
         self.layer1 = encoder.layer1 if hasattr(encoder, "layer1") else encoder.res2
         self.layer2, self.layer3 = encoder.layer2, encoder.layer3
+
+
+def random_network(config_name: str = "official", seed: int = 0, qam_activation: str | None = None) -> QDMN:
+    """A QDMN with deterministic random weights and non-trivial batch-norm statistics."""
+    config = PRESETS[config_name]
+    if qam_activation:
+        config = config.with_(qam_activation=qam_activation)
+    torch.manual_seed(seed)
+    network = QDMN(config)
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, buf in network.named_buffers():
+            if name.endswith("running_mean"):
+                buf.copy_(torch.randn(buf.shape, generator=generator) * 0.1)
+            elif name.endswith("running_var"):
+                buf.copy_(1 + torch.rand(buf.shape, generator=generator))
+    return network

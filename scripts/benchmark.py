@@ -78,10 +78,10 @@ def write_video(root: Path, frames: int, height: int, width: int, objects: int, 
 def measure(data: Path, args: argparse.Namespace) -> dict:
     """Run the real evaluation loop on ``data``; return timings and memory (child process)."""
     from datasets.video_source import ImageFolderFrames, VideoSource
+    from evaluation.runner import prepare_network, run_evaluation, write_palette
     from model.memory_policy import DAVIS_MEMORY
-    from scripts.make_random_checkpoint import random_network
-    from util.eval_runner import prepare_network, resolve_device, run_evaluation, write_palette
-    from util.hardware import amp_dtype, cpu_model, effective_amp, native_cpu_bfloat16, set_threads, torch_cpu_capability
+    from model.network import random_network
+    from util.hardware import amp_dtype, cpu_model, effective_amp, native_cpu_bfloat16, resolve_device, set_threads, torch_cpu_capability
     from util.image_io import list_images
     from util.profiling import StageTimer, measure_matmul_gflops, peak_rss_mib
 

@@ -73,8 +73,7 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
     from datasets.training_data import vos_data
     from model.model import QDMNTrainer
     from model.network import QDMN
-    from util.eval_runner import resolve_device
-    from util.hardware import amp_dtype, cpu_description, set_threads
+    from util.hardware import amp_dtype, cpu_description, resolve_device, set_threads
     from util.profiling import StageTimer, peak_rss_mib
 
     threads = set_threads(args.threads)
@@ -169,8 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError("--precisions: float32, amp or both")
     if args.batch < 1 or args.iterations < 1 or args.size < 32 or args.size % 16 or min(args.data_height, args.data_width) < args.size:
         raise UserError("--batch and --iterations must be >= 1, --size a multiple of 16 of at least 32, the videos at least --size")
-    from util.eval_runner import resolve_device
-    from util.hardware import native_cpu_bfloat16, torch_cpu_capability
+    from util.hardware import native_cpu_bfloat16, resolve_device, torch_cpu_capability
 
     device = resolve_device(args.device)
     results, skipped = [], []

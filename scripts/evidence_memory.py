@@ -13,57 +13,36 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from datasets import layouts
 from model.memory_policy import POLICIES
-from util.errors import UserError, exit_on_user_error
+from util.errors import exit_on_user_error, run_python
 from util.metrics import db_eval_boundary_batch, db_eval_iou_batch, read_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_policy(policy: str, args: argparse.Namespace, out: Path) -> dict:
-    cmd = [
-        sys.executable,
-        str(ROOT / "eval_davis.py"),
-        "--model",
-        args.model,
-        "--davis",
-        args.davis,
-        "--output",
-        str(out / policy),
-        "--memory_policy",
-        policy,
-        "--evaluate",
-        "--json",
-        str(out / f"{policy}.json"),
-        "--overwrite",
-    ]
+    """Evaluate DAVIS 2017 val with one memory policy; J&F, speed and memory from the run's JSON files."""
+    cmd = ["eval_davis.py", "--model", args.model, "--davis", args.davis, "--output", str(out / policy), "--memory_policy", policy,
+           "--evaluate", "--json", str(out / f"{policy}.json"), "--stats_json", str(out / f"{policy}_stats.json"), "--overwrite"]
     if args.device:
         cmd += ["--device", args.device]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    if proc.returncode != 0:
-        raise UserError(f"eval_davis.py failed for policy {policy}: {proc.stderr.strip().splitlines()[-1]}")
-    text = proc.stdout
-
-    def number(label: str) -> float:
-        return float(re.search(rf"{label}:\s*([0-9.]+)", text).group(1))
-
+    run_python(cmd, ROOT)
     jf = json.loads((out / f"{policy}.json").read_text())
+    stats = json.loads((out / f"{policy}_stats.json").read_text())
     return {
         "policy": policy,
         "J&F": jf["J&F-Mean"],
         "J": jf["J-Mean"],
         "F": jf["F-Mean"],
-        "fps": number("FPS"),
-        "peak_memory_frames": int(number("Peak memory frames")),
-        "peak_rss_mib": number("Peak RSS"),
+        "fps": stats["fps"],
+        "peak_memory_frames": stats["peak_memory_frames"],
+        "peak_rss_mib": stats["peak_rss_mib"],
     }
 
 
@@ -116,8 +95,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"policy {policy} ...", flush=True)
         rows.append(run_policy(policy, args, work))
         print(rows[-1], flush=True)
-    gt_root = Path(args.davis) / "trainval" / "Annotations" / "480p"
-    names = (Path(args.davis) / "trainval" / "ImageSets" / "2017" / "val.txt").read_text().split()
+    trainval = layouts.davis_folder(args.davis, "val")
+    gt_root = layouts.davis_annotations(trainval)
+    names = layouts.davis_image_set(trainval, "2017", "val").read_text().split()
     sequence = args.plot_sequence or names[0]
     curves = {r["policy"]: jf_over_time(gt_root / sequence, work / r["policy"] / sequence) for r in rows}
     plot(curves, out / "memory_jf_over_time.png", f"J&F over time on {sequence} ({len(curves[rows[0]['policy']]) + 2} frames)")

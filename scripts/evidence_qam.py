@@ -20,9 +20,10 @@ import torch
 
 from datasets.davis_test_dataset import davis2017_videos
 from engine.core import InferenceCore
+from evaluation.runner import add_eval_args, build_network, memory_config
 from model.memory_policy import DAVIS_MEMORY
 from util.errors import exit_on_user_error
-from util.eval_runner import add_eval_args, build_network, memory_config, resolve_device
+from util.hardware import resolve_device
 from util.image_io import load_mask
 
 

@@ -22,39 +22,20 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from model.config import PRESETS, QAM_ACTIVATIONS  # noqa: E402
-from model.network import QDMN  # noqa: E402
-from util.checkpoint import atomic_save, weights_payload  # noqa: E402
-from util.errors import UserError, exit_on_user_error  # noqa: E402
-
-
-def random_network(config_name: str = "official", seed: int = 0, qam_activation: str | None = None) -> QDMN:
-    """A QDMN with deterministic random weights and non-trivial batch-norm statistics."""
-    config = PRESETS[config_name]
-    if qam_activation:
-        config = config.with_(qam_activation=qam_activation)
-    torch.manual_seed(seed)
-    network = QDMN(config)
-    generator = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for name, buf in network.named_buffers():
-            if name.endswith("running_mean"):
-                buf.copy_(torch.randn(buf.shape, generator=generator) * 0.1)
-            elif name.endswith("running_var"):
-                buf.copy_(1 + torch.rand(buf.shape, generator=generator))
-    return network
+from model.checkpoint import atomic_save, weights_payload
+from model.config import PRESETS, QAM_ACTIVATIONS
+from model.network import QDMN, random_network
+from util.errors import UserError, exit_on_user_error
 
 
 def fc2_outputs(network: QDMN, davis_root: Path) -> list[float]:
     """QAM pre-activations (``score.fc2`` outputs) of every object-frame memorised while
     evaluating the DAVIS 2017 val videos under ``davis_root`` (CPU, official arithmetic)."""
     from datasets.davis_test_dataset import davis_sequences
+    from evaluation.runner import propagate
     from model.memory_policy import DAVIS_MEMORY
-    from util.eval_runner import propagate
 
     outputs: list[float] = []
     hook = network.score.fc2.register_forward_hook(lambda _m, _i, out: outputs.extend(out.flatten().tolist()))

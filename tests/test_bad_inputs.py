@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from datasets.synthetic import write_davis2017
+from model.checkpoint import safe_load
 from tests.test_eval_cli import assert_one_line_error, run
-from util.checkpoint import safe_load
 from util.errors import UserError
 from util.palette import davis_palette
 

@@ -5,14 +5,11 @@ lines the script looks for; they are not the official code.
 """
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-
-import compare_official as co  # noqa: E402
+from scripts import compare_official as co
 
 CORE = """class InferenceCore:
     def __init__(self, prop_net, images, num_objects, mem_freq=5):
@@ -73,9 +70,9 @@ def test_the_requested_commit_is_extracted_from_a_git_repository(tmp_path):
 
 
 def test_random_checkpoint_qam_bias_is_calibrated_to_a_zero_share(tmp_path, capsys):
-    import make_random_checkpoint
-    import make_synthetic
     import torch
+
+    from scripts import make_random_checkpoint, make_synthetic
 
     args = ["--out", str(tmp_path / "d"), "--videos", "2", "--frames", "4", "--height", "64", "--width", "96", "--seed", "1"]
     assert make_synthetic.main(args) == 0

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
+from model.checkpoint import WEIGHTS_FORMAT, check_official
 from model.config import LITE, OFFICIAL
 from scripts import export_weights
-from util.checkpoint import WEIGHTS_FORMAT
 from util.errors import UserError
 
 SHAPES = Path(__file__).resolve().parent / "data" / "qdmn_state_dict_shapes.json"
@@ -52,9 +52,9 @@ def test_training_weights_export_to_a_strictly_loadable_bare_state_dict(tmp_path
 
 def test_official_export_refuses_a_sigmoid_qam_unless_forced(capsys):
     with pytest.raises(UserError, match="sigmoid"):
-        export_weights.check_official(OFFICIAL.with_(qam_activation="sigmoid"), force=False)
-    export_weights.check_official(OFFICIAL.with_(qam_activation="sigmoid"), force=True)
+        check_official(OFFICIAL.with_(qam_activation="sigmoid"), force=False)
+    check_official(OFFICIAL.with_(qam_activation="sigmoid"), force=True)
     assert "WARNING" in capsys.readouterr().err
     with pytest.raises(UserError, match="backbone"):
-        export_weights.check_official(LITE, force=True)
-    export_weights.check_official(OFFICIAL.with_(qam_activation="relu"), force=False)
+        check_official(LITE, force=True)
+    check_official(OFFICIAL.with_(qam_activation="relu"), force=False)

@@ -24,10 +24,10 @@ import torch
 
 from datasets.synthetic import VideoSpec, render_video
 from engine.core import InferenceCore
+from model.checkpoint import load_weights
 from model.config import OFFICIAL
 from model.memory_policy import MemoryConfig
 from model.network import QDMN
-from util.checkpoint import load_weights
 from util.image_io import normalize_image
 
 ROOT = Path(__file__).resolve().parents[1]

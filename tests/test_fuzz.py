@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
+from evaluation.runner import probabilities_to_labels
 from util.errors import UserError
-from util.eval_runner import probabilities_to_labels
 from util.image_io import load_mask
 from util.metrics import EvaluationError, db_eval_boundary, db_eval_iou, evaluate_sequence
 from util.palette import davis_palette
@@ -109,7 +109,7 @@ def test_png_bytes_roundtrip():
 @given(blob=st.one_of(st.binary(max_size=300), st.text(max_size=100).map(str.encode)), cut=st.integers(min_value=0, max_value=4000))
 def test_checkpoint_reader_answers_or_explains(blob, cut):
     """Random bytes, text, or a real checkpoint cut short: a UserError naming the file, never a traceback."""
-    from util.checkpoint import safe_load
+    from model.checkpoint import safe_load
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "random.pth"

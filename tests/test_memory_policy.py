@@ -214,7 +214,7 @@ def test_baseline_first_prev_admits_nothing():
 def test_each_script_defaults_to_its_official_core_and_flags_override(script, expected):
     import importlib
 
-    from util.eval_runner import memory_config
+    from evaluation.runner import memory_config
 
     module = importlib.import_module(script)
     extra = ["--video", "v", "--masks", "m"] if script == "eval_generic" else []

@@ -10,17 +10,13 @@ passes 0.8; under the non-zero mean (the first official version) frames 5, 10, .
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+from scripts import compare_official, make_random_checkpoint, make_synthetic
 
-import compare_official  # noqa: E402
-import make_random_checkpoint  # noqa: E402
-import make_synthetic  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 OFFICIAL = os.environ.get("QDMN_OFFICIAL_REPO")
 pytestmark = pytest.mark.skipif(

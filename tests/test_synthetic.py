@@ -15,15 +15,7 @@ import pytest
 from PIL import Image
 
 from datasets import synthetic
-from datasets.synthetic import (
-    AppearanceDrift,
-    Distractor,
-    Exit,
-    HardEvents,
-    LightingChange,
-    ObjectStyle,
-    Occlusion,
-)
+from datasets.synthetic import AppearanceDrift, Distractor, Exit, HardEvents, LightingChange, ObjectStyle, Occlusion
 from util.palette import davis_palette
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,12 +14,12 @@ import sys
 import pytest
 import torch
 
+import model.checkpoint
 import train
-import util.checkpoint
 from datasets.synthetic import write_davis2017
+from model.checkpoint import atomic_save, safe_load
 from tests.test_output_safety import tree
 from tests.test_training import COMMON, TIMEOUT, _env, _main_error, data, saved, signal_run  # noqa: F401 - data: fixture
-from util.checkpoint import atomic_save, safe_load
 from util.errors import EXIT_INTERRUPTED, UserError
 
 
@@ -55,7 +55,7 @@ def test_checkpoint_write_error_is_one_line_and_keeps_the_previous_file(tmp_path
         f.write(b"partial bytes")
         raise error
 
-    monkeypatch.setattr(util.checkpoint.torch, "save", failing)
+    monkeypatch.setattr(model.checkpoint.torch, "save", failing)
     with pytest.raises(UserError, match=error.strerror) as exc:
         atomic_save({"it": 2}, path)
     assert str(path) in str(exc.value) and "\n" not in str(exc.value)
@@ -65,7 +65,7 @@ def test_checkpoint_write_error_is_one_line_and_keeps_the_previous_file(tmp_path
 
 FULL_AT_SECOND_SAVE = """
 import errno, sys
-import util.checkpoint as checkpoint
+import model.checkpoint as checkpoint
 real, saves = checkpoint._write_then_rename, []
 def full_after_first(obj, path):
     saves.append(path)

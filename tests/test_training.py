@@ -17,11 +17,11 @@ import torch
 import train
 from datasets.synthetic import write_davis2017, write_static, write_youtube
 from model.aggregate import aggregate_logits
+from model.checkpoint import atomic_save, safe_load
 from model.config import LITE
 from model.model import ClipForward, QDMNTrainer, expand_single_object
 from model.network import QDMN
-from util.checkpoint import atomic_save, safe_load
-from util.hyper_para import DEFAULT_SEED
+from training.hyper_para import DEFAULT_SEED
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = str(ROOT / "train.py")
@@ -262,7 +262,7 @@ SLOW_WRITER = """
 import sys, time, torch
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from util.checkpoint import atomic_save
+from model.checkpoint import atomic_save
 
 class Slow:
     def __reduce__(self):

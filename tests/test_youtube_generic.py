@@ -13,7 +13,7 @@ from datasets.synthetic import VideoSpec, render_video, write_youtube
 from datasets.video_source import VideoSource
 from engine.core import InferenceCore
 from model.memory_policy import MemoryConfig
-from scripts.make_random_checkpoint import random_network
+from model.network import random_network
 from tests.test_eval_cli import assert_one_line_error, run
 from util.palette import davis_palette
 

@@ -1,6 +1,6 @@
 """argparse ``type=`` validators: a bad number is a usage line and exit 2, never a traceback.
 
-Shared by every argument builder (``util/eval_runner.add_eval_args``,
+Shared by every argument builder (``evaluation/runner.add_eval_args``,
 ``util/hyper_para.build_parser``). Imports nothing of the project.
 """
 

@@ -23,6 +23,8 @@ from typing import Optional
 
 import torch
 
+from util.errors import UserError
+
 NATIVE_BF16_ENV = "QDMN_NATIVE_BF16"
 X86_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -144,3 +146,28 @@ def training_parallelism(device_type: str, workers: Optional[int] = None, thread
         workers = (share // 4 if share >= 4 else 0) if workers is None else workers
         threads = max(1, share - workers) if threads is None else threads
     return workers, threads
+
+
+def resolve_device(name: Optional[str]) -> torch.device:
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name}: not a device name; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    check_device_available(device, name)
+    return device
+
+
+def check_device_available(device: torch.device, name: str) -> None:
+    """A UserError unless ``device`` exists here (cuda:7 on a 1-GPU machine, mps or xpu without the backend)."""
+    if device.type == "cpu":
+        return
+    backend = {"cuda": torch.cuda, "mps": getattr(torch.backends, "mps", None), "xpu": getattr(torch, "xpu", None)}.get(device.type)
+    if backend is None or not backend.is_available():
+        raise UserError(f"--device {name}: the {device.type} backend is not available on this machine; use --device cpu")
+    count = torch.cuda.device_count()
+    if device.type == "cuda" and device.index is not None and device.index >= count:
+        raise UserError(f"--device {name}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")

@@ -78,16 +78,8 @@ def _write_davis_sequence(
 
 
 def write_davis2017(
-    root: str | Path,
-    seed: int = 0,
-    num_videos: int = 4,
-    num_frames: int = 12,
-    height: int = 96,
-    width: int = 160,
-    max_objects: int = 3,
-    splits: Sequence[str] = ("train", "val"),
-    prefix: str = "synth",
-    leave_share: float = 0.15,
+    root: str | Path, seed: int = 0, num_videos: int = 4, num_frames: int = 12, height: int = 96, width: int = 160,
+    max_objects: int = 3, splits: Sequence[str] = ("train", "val"), prefix: str = "synth", leave_share: float = 0.15,
 ) -> dict[str, list[str]]:
     """Write a DAVIS 2017 trainval tree under ``root/2017/trainval``.
 
@@ -114,14 +106,8 @@ def write_davis2017(
 
 
 def write_davis2017_testdev(
-    root: str | Path,
-    seed: int = 0,
-    num_videos: int = 2,
-    num_frames: int = 12,
-    height: int = 96,
-    width: int = 160,
-    max_objects: int = 3,
-    prefix: str = "synth-td",
+    root: str | Path, seed: int = 0, num_videos: int = 2, num_frames: int = 12, height: int = 96, width: int = 160,
+    max_objects: int = 3, prefix: str = "synth-td",
 ) -> list[str]:
     """Write a DAVIS 2017 test-dev tree under ``root/2017/test-dev``.
 
@@ -143,14 +129,8 @@ def write_davis2017_testdev(
 
 
 def write_davis2016(
-    root: str | Path,
-    seed: int = 0,
-    num_videos: int = 2,
-    num_frames: int = 12,
-    height: int = 96,
-    width: int = 160,
-    splits: Sequence[str] = ("val",),
-    prefix: str = "synth",
+    root: str | Path, seed: int = 0, num_videos: int = 2, num_frames: int = 12, height: int = 96, width: int = 160,
+    splits: Sequence[str] = ("val",), prefix: str = "synth",
 ) -> dict[str, list[str]]:
     """Write a single-object DAVIS 2016 tree under ``root/2016``.
 
@@ -331,12 +311,7 @@ def _static_image(
 
 
 def write_static(
-    root: str | Path,
-    seed: int = 0,
-    num_images: int = 4,
-    height: int = 96,
-    width: int = 160,
-    num_classes: int = 3,
+    root: str | Path, seed: int = 0, num_images: int = 4, height: int = 96, width: int = 160, num_classes: int = 3
 ) -> dict[str, int]:
     """Write the static image sets used for pre-training.
 

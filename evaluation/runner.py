@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
 import sys
 import tempfile
@@ -24,14 +25,14 @@ import torch
 import torch.nn.functional as F
 
 from datasets.video_source import VideoSource
-from inference_core import InferenceCore
+from engine.core import InferenceCore
+from model.checkpoint import check_state_dict, extract_weights, safe_load, trained_frame_size
 from model.config import QAM_ACTIVATIONS
 from model.memory_policy import POLICIES, QUALITY_BASES, QUALITY_MEANS, ZERO_BASE_CHOICES, MemoryConfig
 from model.network import DEFAULT_KM_SIGMA, DEFAULT_TOP_K, QDMN
 from util.arg_types import finite_float, non_negative_int, positive_int
-from util.checkpoint import check_state_dict, extract_weights, safe_load, trained_frame_size
 from util.errors import UserError
-from util.hardware import amp_dtype, effective_amp, set_threads
+from util.hardware import amp_dtype, effective_amp, resolve_device, set_threads
 from util.image_io import mask_palette, save_gray_png, save_palette_png
 from util.output_safety import (
     archive_path,
@@ -106,33 +107,10 @@ def add_eval_args(
         help="the official arithmetic (NCHW layout, dense scatter+bmm top-k readout): slower; by default channels_last and a "
         "gathered top-k readout give the same masks up to float rounding",
     )
+    parser.add_argument("--stats_json", default=None,
+                        help="also write the run's summary (videos, frames, seconds, FPS, peak memory frames, peak RSS) as JSON")
     parser.add_argument("--memory_policy", choices=POLICIES, default="qdmn",
                         help="qdmn (the paper); every / fifo / first_prev: baselines for comparison")
-
-
-def resolve_device(name: Optional[str]) -> torch.device:
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"--device {name}: not a device name; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-    check_device_available(device, name)
-    return device
-
-
-def check_device_available(device: torch.device, name: str) -> None:
-    """A UserError unless ``device`` exists here (cuda:7 on a 1-GPU machine, mps or xpu without the backend)."""
-    if device.type == "cpu":
-        return
-    backend = {"cuda": torch.cuda, "mps": getattr(torch.backends, "mps", None), "xpu": getattr(torch, "xpu", None)}.get(device.type)
-    if backend is None or not backend.is_available():
-        raise UserError(f"--device {name}: the {device.type} backend is not available on this machine; use --device cpu")
-    count = torch.cuda.device_count()
-    if device.type == "cuda" and device.index is not None and device.index >= count:
-        raise UserError(f"--device {name}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
 
 
 def memory_config(args: argparse.Namespace) -> MemoryConfig:
@@ -335,6 +313,8 @@ def evaluate_from_args(
     args.amp = effective_amp(device, args.amp, args.force_amp)
     ground_truth = [args.gt] if getattr(args, "gt", None) else []
     check_output_location(args.output, [p for v in videos for p in v.inputs()] + [args.model, *ground_truth])
+    if getattr(args, "stats_json", None):  # before the work, not after it
+        check_stats_json(Path(args.stats_json))
     if getattr(args, "zip", False):  # before the work, not after it
         check_archive_replaceable(archive_path(Path(args.output)), Path(args.output))
     network = build_network(args, device)
@@ -344,6 +324,8 @@ def evaluate_from_args(
         network, memory_config(args), videos, output, device, writer=writer, overwrite=args.overwrite, amp=args.amp, on_frame=on_frame
     )
     print_summary(stats, output)
+    if getattr(args, "stats_json", None):
+        write_stats_json(stats, output, Path(args.stats_json))
     return output
 
 
@@ -354,3 +336,35 @@ def print_summary(stats: RunStats, output: Path) -> None:
     print(f"Peak memory frames: {stats.peak_memory_frames}")
     print(f"Peak RSS: {peak_rss_mib():.0f} MiB")
     print(f"Masks written to {output}")
+
+
+def summary(stats: RunStats, output: Path) -> dict[str, object]:
+    """What ``print_summary`` prints, as data."""
+    return {
+        "videos": stats.videos,
+        "frames": stats.frames,
+        "seconds": stats.seconds,
+        "fps": stats.fps,
+        "peak_memory_frames": stats.peak_memory_frames,
+        "peak_rss_mib": peak_rss_mib(),
+        "output": str(output),
+    }
+
+
+def check_stats_json(path: Path) -> None:
+    """``--stats_json`` names a new or JSON file (never a folder, a mask or a checkpoint)."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; --stats_json takes a file name, e.g. {path / 'stats.json'}")
+    if path.exists() and path.suffix.lower() != ".json":
+        raise UserError(f"{path}: exists and is not a .json file; --stats_json would replace it, choose another name")
+
+
+def write_stats_json(stats: RunStats, output: Path, path: Path) -> None:
+    """The summary as JSON, written under a temporary name and renamed."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(summary(stats, output), indent=1) + "\n")
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"{path}: cannot write ({e.strerror or e}); choose another --stats_json") from None

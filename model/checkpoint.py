@@ -1,4 +1,4 @@
-"""Loading and saving network weights safely.
+"""Every checkpoint file format, in one place: loading and saving network weights safely.
 
 Every load goes through ``torch.load(..., weights_only=True)``: a checkpoint from the
 internet cannot run code. Files are recognised by their content:
@@ -8,12 +8,17 @@ internet cannot run code. Files are recognised by their content:
 * this project's weights file ``{"format": "qdmn-weights", "network", "config"}``;
 * a training checkpoint ``{"it", "network", "optimizer", "scheduler"}``;
 * anything else (an STCN or MiVOS checkpoint, a truncated file) is explained.
+
+Training checkpoints are written by ``model/model.py`` (``TRAINING_FORMAT``) and read
+here (``read_training_checkpoint``); ``export_payload`` is what
+``scripts/export_weights.py`` writes (a weights file, or the official bare state dict).
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import fields
@@ -26,6 +31,7 @@ from model.config import BACKBONE_CHANNELS, OFFICIAL, QAM_ACTIVATIONS, ModelConf
 from util.errors import UserError
 
 WEIGHTS_FORMAT = "qdmn-weights"
+TRAINING_FORMAT = "qdmn-training"
 TRAINING_KEYS = {"it", "network", "optimizer", "scheduler"}
 
 
@@ -199,3 +205,79 @@ def trained_frame_size(obj: Any) -> Optional[tuple[int, int]]:
     if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size):
         return int(size[0]), int(size[1])
     return None
+
+
+# --------------------------------------------------------------------------- training checkpoints
+def read_network_file(obj: Any, path: str | Path) -> tuple[dict[str, torch.Tensor], ModelConfig]:
+    """Weights and configuration of a ``--load_network`` file (weights file or bare state dict)."""
+    return extract_weights(obj, path)
+
+
+def read_training_checkpoint(obj: Any, path: str | Path) -> dict[str, Any]:
+    """Validate a ``--load_model`` file: a training checkpoint, not a weights file."""
+    if not isinstance(obj, dict) or not TRAINING_KEYS <= set(obj):
+        hint = (
+            " (start from it with --load_network)"
+            if isinstance(obj, dict) and (obj.get("format") == WEIGHTS_FORMAT or "network" not in obj)
+            else ""
+        )
+        raise UserError(f"{path}: this is {describe(obj)}; --load_model needs a training checkpoint (<id>_checkpoint.pth){hint}")
+    check_finite(weights_network(obj, path), path)  # NaN weights would only make every loss non-finite
+    return obj
+
+
+def checkpoint_config(checkpoint: dict[str, Any], path: str | Path) -> ModelConfig:
+    """The model configuration of a training checkpoint (inferred for the official ones, ReLU QAM)."""
+    if "config" in checkpoint:
+        return weights_config(checkpoint, path)
+    _, config = extract_weights(checkpoint["network"], path)
+    return config
+
+
+# --------------------------------------------------------------------------- export
+def weights_of(obj, path: Path) -> tuple[dict[str, torch.Tensor], ModelConfig]:
+    """Weights and configuration of a weights file, or of a training checkpoint's network."""
+    if isinstance(obj, dict) and TRAINING_KEYS <= set(obj):
+        network = obj["network"]
+        if "config" in obj:
+            return dict(network), ModelConfig.from_dict(obj["config"])
+        obj = network
+    return extract_weights(obj, path)
+
+
+def training_frame_size(obj) -> dict:
+    """``{"train_size": [h, w]}`` from a training checkpoint's hyperparameters (--size, --crop_width)."""
+    hyper = obj.get("hyperparameters") if isinstance(obj, dict) else None
+    size = hyper.get("size") if isinstance(hyper, dict) else None
+    return {"train_size": [size, hyper.get("crop_width") or size]} if isinstance(size, int) else {}
+
+
+def check_official(config: ModelConfig, force: bool) -> None:
+    """Refuse (or, with ``force``, warn loudly about) what the official code cannot carry."""
+    if config.backbone != "resnet50":
+        raise UserError(f"--official: the {config.backbone} backbone does not fit the official network (ResNet-50 only)")
+    if config.qam_activation != "relu":
+        message = (
+            f"the QAM of these weights ends in a {config.qam_activation}; the official code applies ReLU, so its quality "
+            f"scores (and memory admissions) would be wrong. Export without --official for this project's scripts"
+        )
+        if not force:
+            raise UserError(f"--official: {message}, or pass --force")
+        print(f"WARNING: {message}; exported anyway (--force)", file=sys.stderr)
+
+
+def export_payload(source: Any, path: str | os.PathLike, official: bool = False, half: bool = False,
+                   force: bool = False) -> tuple[Any, ModelConfig]:
+    """What ``scripts/export_weights.py`` writes for ``source`` (a training checkpoint or weights):
+    a weights file, or (``official``) a bare state dict in the released layout; float16 with ``half``."""
+    state, config = weights_of(source, path)
+    if official:
+        check_official(config, force)
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    payload = state if official else {"format": WEIGHTS_FORMAT, "network": state, "config": config.to_dict()}
+    train_size = trained_frame_size(source) or trained_frame_size(training_frame_size(source))
+    if train_size is not None and not official:
+        payload["train_size"] = list(train_size)
+    return payload, config
