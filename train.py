@@ -31,6 +31,7 @@ from model.config import PRESETS, ModelConfig
 from model.model import QDMNTrainer, load_network_into
 from model.network import QDMN
 from model.resnet import find_imagenet_weights
+from training.config import TrainConfig
 from training.hyper_para import parse_args
 from training.runtime import (
     DistEnv,
@@ -52,37 +53,39 @@ LOG_ROOT = "log"
 
 
 # --------------------------------------------------------------------------- model
-def choose_config(args, resume: Optional[dict], resume_cfg: Optional[ModelConfig], network_cfg: Optional[ModelConfig]) -> ModelConfig:
+def choose_config(
+    opts: TrainConfig, resume: Optional[dict], resume_cfg: Optional[ModelConfig], network_cfg: Optional[ModelConfig]
+) -> ModelConfig:
     """The architecture: the checkpoint's when resuming, else the flags, else the loaded weights', else official."""
-    single = args.stage == 0
+    single = opts.stage == 0
     if resume is not None:
         cfg = resume_cfg
         if (
-            args.model_config is not None
-            and PRESETS[args.model_config].with_(qam_activation=cfg.qam_activation, single_object=cfg.single_object) != cfg
+            opts.model_config is not None
+            and PRESETS[opts.model_config].with_(qam_activation=cfg.qam_activation, single_object=cfg.single_object) != cfg
         ):
-            raise UserError(f"{args.load_model}: the checkpoint is not --model_config {args.model_config}; resume without --model_config")
-        if args.qam_activation is not None and args.qam_activation != cfg.qam_activation:
-            raise UserError(f"{args.load_model}: the checkpoint uses QAM activation {cfg.qam_activation}; resume without --qam_activation")
+            raise UserError(f"{opts.load_model}: the checkpoint is not --model_config {opts.model_config}; resume without --model_config")
+        if opts.qam_activation is not None and opts.qam_activation != cfg.qam_activation:
+            raise UserError(f"{opts.load_model}: the checkpoint uses QAM activation {cfg.qam_activation}; resume without --qam_activation")
         if cfg.single_object != single:
-            raise UserError(f"{args.load_model}: a stage-{0 if cfg.single_object else '1/2'} checkpoint cannot resume stage {args.stage}")
+            raise UserError(f"{opts.load_model}: a stage-{0 if cfg.single_object else '1/2'} checkpoint cannot resume stage {opts.stage}")
         return cfg
-    if args.model_config is not None:
-        base = PRESETS[args.model_config]
+    if opts.model_config is not None:
+        base = PRESETS[opts.model_config]
     elif network_cfg is not None:
         base = network_cfg
     else:
         base = PRESETS["official"]
-    activation = args.qam_activation or (network_cfg.qam_activation if network_cfg is not None else "sigmoid")
+    activation = opts.qam_activation or (network_cfg.qam_activation if network_cfg is not None else "sigmoid")
     return base.with_(qam_activation=activation, single_object=single)
 
 
-def imagenet_init(net: QDMN, args, log) -> None:
+def imagenet_init(net: QDMN, opts: TrainConfig, log) -> None:
     """ImageNet weights for both encoders when available locally; otherwise a warning."""
     try:
-        path = find_imagenet_weights(net.config.backbone, args.imagenet_weights)
+        path = find_imagenet_weights(net.config.backbone, opts.imagenet_weights)
     except FileNotFoundError as e:
-        if args.imagenet_weights is not None:
+        if opts.imagenet_weights is not None:
             raise UserError(str(e)) from None
         log(f"warning: {e}; training from scratch (random initialisation)")
         return
@@ -90,17 +93,17 @@ def imagenet_init(net: QDMN, args, log) -> None:
     log(f"ImageNet weights loaded from {path}")
 
 
-def init_network(config: ModelConfig, args, env: DistEnv, resume: Optional[dict], network_state: Optional[dict], log) -> QDMN:
+def init_network(config: ModelConfig, opts: TrainConfig, env: DistEnv, resume: Optional[dict], network_state: Optional[dict], log) -> QDMN:
     net = QDMN(config, top_k=None)
     if resume is not None:
-        load_network_into(net, resume["network"], args.load_model)
-        log(f"Resuming {args.load_model} at iteration {resume['it']}")
+        load_network_into(net, resume["network"], opts.load_model)
+        log(f"Resuming {opts.load_model} at iteration {resume['it']}")
     elif network_state is not None:
-        load_network_into(net, network_state, args.load_network)
-        log(f"Network weights loaded from {args.load_network}")
+        load_network_into(net, network_state, opts.load_network)
+        log(f"Network weights loaded from {opts.load_network}")
     else:
-        imagenet_init(net, args, log)
-        if args.mirror_init:
+        imagenet_init(net, opts, log)
+        if opts.mirror_init:
             net.mirror_memory_side()
             log("Memory side initialised as a copy of the query side (--mirror_init)")
     return net.to(env.device)
@@ -134,11 +137,11 @@ def init_worker(worker_id: int, rank: int = 0) -> None:
     random.seed(seed)
 
 
-def make_loader(dataset: SeededDataset, sampler: ResumableSampler, args, env: DistEnv) -> DataLoader:
-    workers, _ = training_parallelism(env.device.type, args.num_workers, args.threads)
+def make_loader(dataset: SeededDataset, sampler: ResumableSampler, opts: TrainConfig, env: DistEnv) -> DataLoader:
+    workers, _ = training_parallelism(env.device.type, opts.num_workers, opts.threads)
     return DataLoader(
         dataset,
-        args.batch_size,
+        opts.batch_size,
         sampler=sampler,
         num_workers=workers,
         worker_init_fn=functools.partial(init_worker, rank=env.rank),
@@ -147,23 +150,25 @@ def make_loader(dataset: SeededDataset, sampler: ResumableSampler, args, env: Di
     )
 
 
-def data_state(epoch: int, batch_in_epoch: int, args, env: DistEnv, dataset_len: int) -> dict[str, int]:
+def data_state(epoch: int, batch_in_epoch: int, opts: TrainConfig, env: DistEnv, dataset_len: int) -> dict[str, int]:
     return {
         "epoch": epoch,
         "batch_in_epoch": batch_in_epoch,
-        "batch_size": args.batch_size,
+        "batch_size": opts.batch_size,
         "world_size": env.world_size,
-        "seed": args.seed,
+        "seed": opts.seed,
         "dataset_len": dataset_len,
     }
 
 
-def resume_position(resume: Optional[dict], start_it: int, per_epoch: int, args, env: DistEnv, dataset_len: int, log) -> tuple[int, int]:
+def resume_position(
+    resume: Optional[dict], start_it: int, per_epoch: int, opts: TrainConfig, env: DistEnv, dataset_len: int, log
+) -> tuple[int, int]:
     """(epoch, batches already done in it) at which the data stream continues."""
     epoch, done = divmod(start_it, per_epoch)
     saved = (resume or {}).get("data_state")
     if resume is not None and saved is not None:
-        now = data_state(epoch, done, args, env, dataset_len)
+        now = data_state(epoch, done, opts, env, dataset_len)
         differs = [k for k in ("batch_size", "world_size", "seed", "dataset_len") if saved.get(k) != now[k]]
         if differs:
             log(f"warning: {', '.join(differs)} changed since the checkpoint; the data order will not continue exactly")
@@ -201,30 +206,30 @@ def make_progress(start: int, total: int):
     )
 
 
-def hyperparameters(args) -> dict[str, Any]:
-    return {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, list, type(None)))}
+def hyperparameters(opts: TrainConfig) -> dict[str, Any]:
+    return opts.hyperparameters()
 
 
 # --------------------------------------------------------------------------- main
-def load_inputs(args) -> tuple[Optional[dict], Optional[ModelConfig], Optional[dict], Optional[ModelConfig]]:
+def load_inputs(opts: TrainConfig) -> tuple[Optional[dict], Optional[ModelConfig], Optional[dict], Optional[ModelConfig]]:
     """Read and check --load_model / --load_network before anything is started."""
     resume = resume_cfg = network_state = network_cfg = None
     for flag in ("load_model", "load_network"):
-        path = getattr(args, flag)
+        path = getattr(opts, flag)
         if path and not Path(path).is_file():
             raise UserError(f"{path}: file not found; check --{flag}")
-    if args.load_model:
-        resume = read_training_checkpoint(safe_load(args.load_model), args.load_model)
-        resume_cfg = checkpoint_config(resume, args.load_model)
-    if args.load_network:
-        network_state, network_cfg = read_network_file(safe_load(args.load_network), args.load_network)
+    if opts.load_model:
+        resume = read_training_checkpoint(safe_load(opts.load_model), opts.load_model)
+        resume_cfg = checkpoint_config(resume, opts.load_model)
+    if opts.load_network:
+        network_state, network_cfg = read_network_file(safe_load(opts.load_network), opts.load_network)
     return resume, resume_cfg, network_state, network_cfg
 
 
-def run_id(args) -> Optional[str]:
-    if args.id.upper() == "NULL":
+def run_id(opts: TrainConfig) -> Optional[str]:
+    if opts.id.upper() == "NULL":
         return None
-    return f"{datetime.datetime.now().strftime('%b%d_%H.%M.%S')}_{args.id}"
+    return f"{datetime.datetime.now().strftime('%b%d_%H.%M.%S')}_{opts.id}"
 
 
 def claim_save_folder(folder: Path) -> Path:
@@ -248,38 +253,38 @@ def broadcast_run_id(long_id: Optional[str], env: DistEnv) -> Optional[str]:
 
 @exit_on_user_error
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    env = resolve_env(args)
+    opts = TrainConfig.from_namespace(parse_args(argv))
+    env = resolve_env(opts)
     log = (lambda msg: print(msg, flush=True)) if env.is_main else (lambda msg: None)
-    resume, resume_cfg, network_state, network_cfg = load_inputs(args)
-    config = choose_config(args, resume, resume_cfg, network_cfg)
-    data = stage_data(args, log)
+    resume, resume_cfg, network_state, network_cfg = load_inputs(opts)
+    config = choose_config(opts, resume, resume_cfg, network_cfg)
+    data = stage_data(opts, log)
     init_distributed(env)
     try:
-        return train(args, env, config, data, resume, network_state, log)
+        return train(opts, env, config, data, resume, network_state, log)
     finally:
         if env.distributed and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def train(args, env: DistEnv, config: ModelConfig, data: StageData, resume, network_state, log) -> int:
-    if args.benchmark:
+def train(opts: TrainConfig, env: DistEnv, config: ModelConfig, data: StageData, resume, network_state, log) -> int:
+    if opts.benchmark:
         torch.backends.cudnn.benchmark = True
     # Tiny gradients (and Adam's squared averages) become denormal floats, which make CPU
     # arithmetic 10-20x slower; flushing them to zero changes nothing measurable.
     torch.set_flush_denormal(True)
-    if args.deterministic:
+    if opts.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.deterministic = True
-    workers, threads = training_parallelism(env.device.type, args.num_workers, args.threads)
+    workers, threads = training_parallelism(env.device.type, opts.num_workers, opts.threads)
     torch.set_num_threads(threads)
     log(f"I am rank {env.rank} in this world of size {env.world_size}, on {env.device} ({threads} threads, {workers} data workers)")
 
-    long_id = broadcast_run_id(run_id(args), env)
+    long_id = broadcast_run_id(run_id(opts), env)
     logger = save_path = None
     if env.is_main:
-        logger = TensorboardLogger(args.id, long_id, LOG_ROOT)
-        logger.log_string("hyperpara", str(hyperparameters(args)))
+        logger = TensorboardLogger(opts.id, long_id, LOG_ROOT)
+        logger.log_string("hyperpara", str(hyperparameters(opts)))
         logger.log_string("git", git_description())
         logger.log_string("model_config", str(config.to_dict()))
         if long_id is not None:
@@ -287,47 +292,47 @@ def train(args, env: DistEnv, config: ModelConfig, data: StageData, resume, netw
         else:
             log("warning: --id NULL: TensorBoard logging and saving are disabled")
 
-    seed_everything(args.seed)  # identical initialisation on every rank
-    net = init_network(config, args, env, resume, network_state, log)
-    amp = amp_dtype(env.device) if effective_amp(env.device, args.amp, args.force_amp) else None
+    seed_everything(opts.seed)  # identical initialisation on every rank
+    net = init_network(config, opts, env, resume, network_state, log)
+    amp = amp_dtype(env.device) if effective_amp(env.device, opts.amp, opts.force_amp) else None
     if amp is not None:
         log(f"mixed precision: {str(amp).removeprefix('torch.')} autocast" + (" with loss scaling" if amp == torch.float16 else ""))
     trainer = QDMNTrainer(
-        net, args.lr, args.steps, args.gamma, env.device, env.world_size, logger, save_path, args.debug, amp_dtype=amp
+        net, opts.lr, opts.steps, opts.gamma, env.device, env.world_size, logger, save_path, opts.debug, amp_dtype=amp
     )
     start_it = 0
     if resume is not None:
-        trainer.load_training_state(resume, args.load_model)
+        trainer.load_training_state(resume, opts.load_model)
         start_it = int(resume["it"])
-    seed_everything(args.seed + 100 * env.rank)
+    seed_everything(opts.seed + 100 * env.rank)
     if resume is not None and "rng" in resume and len(resume["rng"]) == env.world_size:
         set_rng_state(resume["rng"][env.rank], env.device)
 
-    sampler = ResumableSampler(data.dataset, env.world_size, env.rank, args.seed)
-    per_epoch = sampler.num_samples // args.batch_size
+    sampler = ResumableSampler(data.dataset, env.world_size, env.rank, opts.seed)
+    per_epoch = sampler.num_samples // opts.batch_size
     if per_epoch == 0:
         raise UserError(
-            f"{len(data.dataset)} training samples give {sampler.num_samples} per process, fewer than the batch size {args.batch_size}"
+            f"{len(data.dataset)} training samples give {sampler.num_samples} per process, fewer than the batch size {opts.batch_size}"
         )
-    total_epochs = math.ceil(args.iterations / per_epoch)
+    total_epochs = math.ceil(opts.iterations / per_epoch)
     log(f"Number of training epochs (the last epoch might not complete): {total_epochs}")
-    epoch, done = resume_position(resume, start_it, per_epoch, args, env, len(data.dataset), log)
-    if start_it >= args.iterations:
-        log(f"nothing to do: the checkpoint is at iteration {start_it} and -i is {args.iterations}")
+    epoch, done = resume_position(resume, start_it, per_epoch, opts, env, len(data.dataset), log)
+    if start_it >= opts.iterations:
+        log(f"nothing to do: the checkpoint is at iteration {start_it} and -i is {opts.iterations}")
         return 0
-    if args.stop_at is not None and args.stop_at <= start_it:
-        raise UserError(f"--stop_at {args.stop_at} is not after the checkpoint's iteration {start_it}")
+    if opts.stop_at is not None and opts.stop_at <= start_it:
+        raise UserError(f"--stop_at {opts.stop_at} is not after the checkpoint's iteration {start_it}")
 
     stop = StopFlag()
-    progress = make_progress(start_it, args.iterations) if env.is_main else None
+    progress = make_progress(start_it, opts.iterations) if env.is_main else None
     it, last_saved = start_it, None
 
     def save() -> None:
         nonlocal last_saved
-        state = data_state(*divmod(it, per_epoch), args, env, len(data.dataset))
+        state = data_state(*divmod(it, per_epoch), opts, env, len(data.dataset))
         rng = gather_rng_states(env.device, env.world_size)  # collective
         if env.is_main:
-            trainer.save(it, trainer.state(it, state, rng, hyperparameters(args)))
+            trainer.save(it, trainer.state(it, state, rng, hyperparameters(opts)))
         last_saved = it
 
     dataset = SeededDataset(data.dataset)
@@ -335,17 +340,17 @@ def train(args, env: DistEnv, config: ModelConfig, data: StageData, resume, netw
     skip = None
     finished = stopped = False
     while not finished:
-        new_skip = data.set_epoch(args.stage, epoch, total_epochs)
-        if args.stage != 0 and new_skip != skip:
-            if args.stage == 1:
+        new_skip = data.set_epoch(opts.stage, epoch, total_epochs)
+        if opts.stage != 0 and new_skip != skip:
+            if opts.stage == 1:
                 log(f"Epoch {epoch}: max_jump {new_skip[0]}")
             else:
                 log(f"Epoch {epoch}: max_jump {new_skip[0]} (YouTube-VOS {new_skip[0] // 5} annotated frames), DAVIS {new_skip[1]}")
             skip = new_skip
         sampler.set_epoch(epoch)
-        sampler.set_start(done * args.batch_size)
+        sampler.set_start(done * opts.batch_size)
         done = 0
-        for batch in make_loader(dataset, sampler, args, env):
+        for batch in make_loader(dataset, sampler, opts, env):
             outcome = trainer.do_pass(batch, it)
             it += 1
             nonfinite = watch.record(outcome, batch, it, env)
@@ -356,9 +361,9 @@ def train(args, env: DistEnv, config: ModelConfig, data: StageData, resume, netw
             if progress is not None:
                 progress.update(it)
             stopping = stop.agreed(env)
-            if it % args.save_every == 0 or it >= args.iterations or stopping or it == args.stop_at:
+            if it % opts.save_every == 0 or it >= opts.iterations or stopping or it == opts.stop_at:
                 save()
-            if stopping or it >= args.iterations or it == args.stop_at:
+            if stopping or it >= opts.iterations or it == opts.stop_at:
                 finished, stopped = True, stopping
                 break
         epoch += 1
@@ -366,7 +371,7 @@ def train(args, env: DistEnv, config: ModelConfig, data: StageData, resume, netw
         progress.finish(dirty=stopped)
     if stopped:
         log(f"{stop.signal_name}: stopped at iteration {it}")
-    elif args.stop_at is not None and it == args.stop_at and it < args.iterations:
+    elif opts.stop_at is not None and it == opts.stop_at and it < opts.iterations:
         log(f"--stop_at: stopped at iteration {it}; resume with --load_model")
     if last_saved != it:
         save()

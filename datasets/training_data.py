@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Protocol
 
 from torch.utils.data import ConcatDataset, Dataset
 
@@ -158,10 +158,23 @@ def vos_data(
     return StageData(dataset, [(youtube_set, "youtube"), (davis_set, "davis")])
 
 
-def stage_data(args, log: Log = print) -> StageData:
-    """The training data of ``args.stage`` (0 static, 1 BL30K, 2 DAVIS + YouTube-VOS)."""
-    if args.stage == 0:
-        return static_data(args.static_root, args.size, log)
-    if args.stage == 1:
-        return blender_data(args.bl_root, args.size, log, args.crop_width)
-    return vos_data(args.yv_root, args.davis_root, args.size, not args.no_subset, log, args.crop_width)
+class StageSettings(Protocol):
+    """What ``stage_data`` reads of the training configuration (``training/config.py``)."""
+
+    stage: int
+    static_root: str
+    bl_root: str
+    yv_root: str
+    davis_root: str
+    size: int
+    no_subset: bool
+    crop_width: Optional[int]
+
+
+def stage_data(settings: StageSettings, log: Log = print) -> StageData:
+    """The training data of ``settings.stage`` (0 static, 1 BL30K, 2 DAVIS + YouTube-VOS)."""
+    if settings.stage == 0:
+        return static_data(settings.static_root, settings.size, log)
+    if settings.stage == 1:
+        return blender_data(settings.bl_root, settings.size, log, settings.crop_width)
+    return vos_data(settings.yv_root, settings.davis_root, settings.size, not settings.no_subset, log, settings.crop_width)

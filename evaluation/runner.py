@@ -319,10 +319,10 @@ def evaluate_from_args(
         check_archive_replaceable(archive_path(Path(args.output)), Path(args.output))
     network = build_network(args, device)
     output = prepare_output(args.output)
-    torch.set_grad_enabled(False)
-    stats = run_evaluation(
-        network, memory_config(args), videos, output, device, writer=writer, overwrite=args.overwrite, amp=args.amp, on_frame=on_frame
-    )
+    with torch.no_grad():  # for this run only: a caller in the same process (a test, the app) keeps its grad mode
+        stats = run_evaluation(
+            network, memory_config(args), videos, output, device, writer=writer, overwrite=args.overwrite, amp=args.amp, on_frame=on_frame
+        )
     print_summary(stats, output)
     if getattr(args, "stats_json", None):
         write_stats_json(stats, output, Path(args.stats_json))

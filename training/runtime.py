@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 
 from model.model import QDMNTrainer
+from training.config import TrainConfig
 from util.errors import EXIT_INTERRUPTED, UserError
 from util.hardware import check_device_available, resolve_device
 
@@ -41,17 +42,17 @@ class DistEnv:
         return self.rank == 0
 
 
-def resolve_env(args) -> DistEnv:
+def resolve_env(opts: TrainConfig) -> DistEnv:
     """Rank and device from the launcher's environment (LOCAL_RANK, or the --local-rank flag)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", args.local_rank if args.local_rank is not None else 0))
-    device = resolve_device(None if args.device == "auto" else args.device)  # the one resolver: name and availability
+    local_rank = int(os.environ.get("LOCAL_RANK", opts.local_rank if opts.local_rank is not None else 0))
+    device = resolve_device(None if opts.device == "auto" else opts.device)  # the one resolver: name and availability
     if device.type == "cuda" and device.index is None:
         device = torch.device(f"cuda:{local_rank}")  # each rank its own GPU
-        check_device_available(device, args.device)
+        check_device_available(device, opts.device)
     if device.type not in ("cpu", "cuda"):
-        raise UserError(f"--device {args.device}: train.py runs on cpu or cuda (cuda:N); use one of them")
+        raise UserError(f"--device {opts.device}: train.py runs on cpu or cuda (cuda:N); use one of them")
     return DistEnv(rank, world_size, local_rank, device)
 
 
