@@ -29,6 +29,7 @@ import torch
 
 from model.config import PRESETS
 from util.errors import UserError, exit_on_user_error
+from util.profiling import write_report
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -245,10 +246,7 @@ def main(argv: list[str] | None = None) -> None:
             results.append(run_child(data, args))
     report = {"args": {k: v for k, v in vars(args).items() if k != "child"}, "results": results, "torch": torch.__version__}
     table = markdown(results, args)
-    for path, text in ((args.json, json.dumps(report, indent=1)), (args.markdown, table)):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text)
-    print(table)
+    write_report(report, args.json, table, args.markdown)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import torch
 
 from model.config import PRESETS
 from util.errors import UserError, exit_on_user_error
+from util.profiling import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -186,10 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     report = {"args": {k: v for k, v in vars(args).items() if k not in ("child", "config", "amp")}, "results": results,
               "skipped": skipped, "torch": torch.__version__}
     table = markdown(results, skipped)
-    for path, text in ((args.json, json.dumps(report, indent=1)), (args.markdown, table)):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text)
-    print(table)
+    write_report(report, args.json, table, args.markdown)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import resource
 import sys
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import torch
 
@@ -93,3 +95,11 @@ def measure_matmul_gflops(device: torch.device, dtype: torch.dtype = torch.float
             torch.cuda.synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
+
+
+def write_report(report: dict, json_path: str, table: str, markdown_path: str) -> None:
+    """Write a benchmark's JSON report and markdown table (folders created), then print the table."""
+    for path, text in ((json_path, json.dumps(report, indent=1)), (markdown_path, table)):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)
+    print(table)
