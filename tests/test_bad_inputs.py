@@ -8,9 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from datasets.synthetic import write_davis2017
 from model.checkpoint import safe_load
-from tests.test_eval_cli import assert_one_line_error, run
+from tests.test_eval_cli import assert_one_line_error, davis_with_lite_checkpoint, run
 from util.errors import UserError
 from util.palette import davis_palette
 
@@ -19,11 +18,7 @@ SEQ_FRAMES = 4
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bad")
-    write_davis2017(root, seed=9, num_videos=1, num_frames=SEQ_FRAMES, height=48, width=64, max_objects=2, splits=("val",))
-    ckpt = root / "lite.pth"
-    run("scripts/make_random_checkpoint.py", "--out", str(ckpt), "--config", "lite", "--qam_activation", "sigmoid")
-    return root, ckpt
+    return davis_with_lite_checkpoint(tmp_path_factory.mktemp("bad"), 9, 1, SEQ_FRAMES, 48, 64)
 
 
 @pytest.fixture

@@ -26,6 +26,15 @@ def run(*args: str, check: bool = True, env: dict[str, str] | None = None) -> su
     return proc
 
 
+def davis_with_lite_checkpoint(root: Path, seed: int, num_videos: int, num_frames: int, height: int, width: int) -> tuple[Path, Path]:
+    """A generated DAVIS 2017 val layout under ``root`` and a random lite checkpoint (sigmoid QAM) beside it."""
+    write_davis2017(root, seed=seed, num_videos=num_videos, num_frames=num_frames, height=height, width=width, max_objects=2,
+                    splits=("val",))
+    ckpt = root / "lite.pth"
+    run("scripts/make_random_checkpoint.py", "--out", str(ckpt), "--config", "lite", "--qam_activation", "sigmoid")
+    return root, ckpt
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "random_official.pth"

@@ -9,17 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from datasets.synthetic import write_davis2017
-from tests.test_eval_cli import ROOT, assert_one_line_error, run
+from tests.test_eval_cli import ROOT, assert_one_line_error, davis_with_lite_checkpoint, run
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("resume")
-    write_davis2017(root, seed=5, num_videos=6, num_frames=6, height=48, width=64, max_objects=2, splits=("val",))
-    ckpt = root / "lite.pth"
-    run("scripts/make_random_checkpoint.py", "--out", str(ckpt), "--config", "lite", "--qam_activation", "sigmoid")
-    return root, ckpt
+    return davis_with_lite_checkpoint(tmp_path_factory.mktemp("resume"), 5, 6, 6, 48, 64)
 
 
 def tree(folder: Path) -> dict[str, bytes]:

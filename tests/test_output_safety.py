@@ -18,18 +18,13 @@ import pytest
 
 import eval_davis
 import eval_generic
-from datasets.synthetic import write_davis2017
-from tests.test_eval_cli import ROOT, run
+from tests.test_eval_cli import ROOT, davis_with_lite_checkpoint, run
 from util.output_safety import LOCK_NAME, STATE_DIR
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
-    root = tmp_path_factory.mktemp("safety")
-    write_davis2017(root, seed=4, num_videos=1, num_frames=3, height=32, width=48, max_objects=2, splits=("val",))
-    ckpt = root / "lite.pth"
-    run("scripts/make_random_checkpoint.py", "--out", str(ckpt), "--config", "lite", "--qam_activation", "sigmoid")
-    return root, ckpt
+    return davis_with_lite_checkpoint(tmp_path_factory.mktemp("safety"), 4, 1, 3, 32, 48)
 
 
 @pytest.fixture
