@@ -378,16 +378,24 @@ def test_browser_run_matches_eval_generic(visitor: Page, server: Server, sample:
     assert "Propagating: frame" in progress or "Done" in progress
 
     page.wait_for_selector("#overlay_video video")
+    # The clip lasts half a second and the player may loop it: play it once from the start, without
+    # looping, and ask the browser whether it reached the end.
     played = page.evaluate("""async () => {
         const v = document.querySelector('#overlay_video video');
         v.muted = true;
+        v.loop = false;
+        v.pause();
+        v.currentTime = 0;
+        const ended = new Promise(r => v.addEventListener('ended', () => r(true), {once: true}));
         await v.play();
-        const t0 = v.currentTime;
-        await new Promise(r => setTimeout(r, 1500));
-        return {ready: v.readyState, t0: t0, t1: v.currentTime, width: v.videoWidth, error: v.error && v.error.code};
+        const reached = await Promise.race([ended, new Promise(r => setTimeout(() => r(false), 10000))]);
+        const last = v.played.length ? v.played.end(v.played.length - 1) : 0;
+        return {ready: v.readyState, ended: reached, duration: v.duration, played_to: last,
+                width: v.videoWidth, error: v.error && v.error.code};
     }""")
     assert played["error"] is None and played["width"] == 432 and played["ready"] >= 2, played
-    assert played["t1"] > played["t0"], f"the overlay video does not play: {played}"
+    assert played["duration"] > 0 and played["ended"], f"the overlay video does not play to its end: {played}"
+    assert played["played_to"] >= 0.9 * played["duration"], f"the overlay video does not play: {played}"
     assert page.locator("#side_by_side img").count() == 1
     assert page.locator("#memory_plot img").count() == 1
 
