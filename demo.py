@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gt", default=None, help="ground-truth PNGs named like the frames (any folder name): J&F and a side-by-side overlay")
     p.add_argument("--size", type=size_or_native, default=None,
                    help="shorter side for inference (may upscale); -1 native; default: never upscale, at most 480")
-    add_eval_args(p, DAVIS_MEMORY, default_model=DEFAULT_MODEL, default_output="outputs/demo")
+    add_eval_args(p, DAVIS_MEMORY, default_model=DEFAULT_MODEL, default_output="outputs/demo", distributed=False)
     args = p.parse_args(argv)
     args.overwrite = True  # the demo always recomputes
     return args

@@ -46,7 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     videos = davis2017_videos(args.davis, args.split)
     if args.evaluate:
         check_files(Path(args.output), CSV_NAMES)  # before inference, not after
-    output = evaluate_from_args(args, videos)
+    evaluate_from_args(args, videos, finish=lambda output: finish(args, output, videos))
+
+
+def finish(args: argparse.Namespace, output: Path, videos) -> None:
+    """Once every video is complete (in one process): the submission zip, then J&F."""
     if args.zip:
         print(f"Submission archive: {write_submission_zip(output, videos)}")
     if args.evaluate:

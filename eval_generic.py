@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Optional
 
 from datasets.generic_test_dataset import MAX_SHORT_SIDE, generic_video
+from datasets.video_source import VideoSource
 from evaluation.generic import checked_ground_truth, overlay_names, print_jf, write_video_overlay
 from evaluation.runner import add_eval_args, evaluate_from_args
 from model.memory_policy import DAVIS_MEMORY
@@ -42,7 +44,11 @@ def main(argv: list[str] | None = None) -> None:
     gt = checked_ground_truth(args.gt, video)
     if args.overlay:
         check_files(Path(args.output), overlay_names(video))  # before inference, not after
-    output = evaluate_from_args(args, [video])
+    evaluate_from_args(args, [video], finish=lambda output: finish(args, output, video, gt))
+
+
+def finish(args: argparse.Namespace, output: Path, video: VideoSource, gt: Optional[Path]) -> None:
+    """Once the masks are complete (in one process): the overlay, then J&F."""
     if args.overlay:
         mp4, gif = write_video_overlay(video, output, gt, args.fps)
         print(f"Overlay: {mp4}\nPreview: {gif}")

@@ -28,9 +28,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     videos = youtube_videos(args.yv, args.split, args.sparse, args.size)
-    output = evaluate_from_args(args, videos)
+    evaluate_from_args(args, videos, finish=lambda output: write_zip(args, output, videos))
+
+
+def write_zip(args: argparse.Namespace, output: Path, videos) -> None:
+    """Once every video is complete (in one process): the submission zip."""
     if args.zip:
-        print(f"Submission archive: {write_submission_zip(Path(output), videos)}")
+        print(f"Submission archive: {write_submission_zip(output, videos)}")
 
 
 if __name__ == "__main__":

@@ -7,15 +7,17 @@ Scripts parse their arguments with :func:`add_eval_args`, list their videos as
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
+import socket
 import sys
 import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -26,15 +28,40 @@ import torch.nn.functional as F
 
 from datasets.video_source import VideoSource
 from engine.core import InferenceCore
+from evaluation.distributed import (
+    FINISH_LOCK,
+    MERGE_HINT,
+    PeerFailed,
+    Plan,
+    RankRecord,
+    Terminated,
+    add_distributed_args,
+    already_finished,
+    barrier,
+    incomplete_message,
+    mark_finished,
+    parallel_summary,
+    peak_cuda_mib,
+    plan_device,
+    plan_from,
+    plan_threads,
+    print_parallel_summary,
+    process_group,
+    raise_on_sigterm,
+    records_for_summary,
+    split_by_frames,
+    write_rank_record,
+)
 from model.checkpoint import check_state_dict, extract_weights, safe_load, trained_frame_size
 from model.config import QAM_ACTIVATIONS
 from model.memory_policy import POLICIES, QUALITY_BASES, QUALITY_MEANS, ZERO_BASE_CHOICES, MemoryConfig
 from model.network import DEFAULT_KM_SIGMA, DEFAULT_TOP_K, QDMN
 from util.arg_types import finite_float, non_negative_int, positive_int
-from util.errors import UserError
-from util.hardware import amp_dtype, effective_amp, resolve_device, set_threads
+from util.errors import RunIncomplete, UserError
+from util.hardware import amp_dtype, effective_amp, set_threads
 from util.image_io import mask_palette, save_gray_png, save_palette_png
 from util.output_safety import (
+    STATE_DIR,
     archive_path,
     check_archive_replaceable,
     check_output_location,
@@ -44,6 +71,8 @@ from util.output_safety import (
     is_complete,
     lock_output,
     publish,
+    video_lock,
+    waiting_lock,
     zip_comment,
 )
 from util.profiling import peak_rss_mib
@@ -56,9 +85,13 @@ FrameHook = Callable[[VideoSource, int, np.ndarray, InferenceCore], None]
 
 
 def add_eval_args(
-    parser: argparse.ArgumentParser, memory: MemoryConfig, default_model: str = "saves/QDMN.pth", default_output: Optional[str] = None
+    parser: argparse.ArgumentParser,
+    memory: MemoryConfig,
+    default_model: str = "saves/QDMN.pth",
+    default_output: Optional[str] = None,
+    distributed: bool = True,
 ) -> None:
-    """Flags every evaluation script shares (the official ones plus this project's)."""
+    """Flags every evaluation script shares (the official ones plus this project's); ``distributed``: ``--shard`` too."""
     parser.add_argument("--model", default=default_model, help="network weights (.pth)")
     parser.add_argument("--output", required=default_output is None, default=default_output, help="folder for the output masks")
     parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu... (default: cuda when available)")
@@ -111,6 +144,8 @@ def add_eval_args(
                         help="also write the run's summary (videos, frames, seconds, FPS, peak memory frames, peak RSS) as JSON")
     parser.add_argument("--memory_policy", choices=POLICIES, default="qdmn",
                         help="qdmn (the paper); every / fifo / first_prev: baselines for comparison")
+    if distributed:
+        add_distributed_args(parser)
 
 
 def memory_config(args: argparse.Namespace) -> MemoryConfig:
@@ -233,7 +268,7 @@ def run_evaluation(
     amp: bool = False,
     on_frame: Optional[FrameHook] = None,
 ) -> RunStats:
-    """Segment every video and write its masks.
+    """Segment every video and write its masks (one process: the output folder's lock held alone).
 
     Each video is written into ``.<name>.partial``, renamed to ``<name>`` when
     complete and recorded complete (``util/output_safety``): a rerun skips those
@@ -241,33 +276,86 @@ def run_evaluation(
     write is refused, never replaced. Masks are written by a background thread while
     the next frames are computed.
     """
-    videos = list(videos)
     lock_output(output)
+    todo = pending_videos(output, list(videos), overwrite)
+    stats = RunStats()
+    segment_videos(network, memory, todo, output, device, stats, writer=writer, amp=amp, on_frame=on_frame)
+    return stats
+
+
+def pending_videos(output: Path, videos: list[VideoSource], overwrite: bool, announce: bool = True) -> list[VideoSource]:
+    """The videos still to do (all with ``overwrite``), once every existing output of theirs is known to be this project's."""
     check_video_outputs(output, [check_plain_name(v.name, "video name") for v in videos])
     todo = [v for v in videos if overwrite or not is_complete(output, v.name)]
-    if len(todo) < len(videos):
+    if announce and len(todo) < len(videos):
         print(f"skipping {len(videos) - len(todo)} complete video(s) already in {output} (--overwrite redoes them)")
-    stats = RunStats()
+    return todo
+
+
+def segment_videos(
+    network: QDMN,
+    memory: MemoryConfig,
+    todo: list[VideoSource],
+    output: Path,
+    device: torch.device,
+    stats: RunStats,
+    writer: MaskWriter = write_palette,
+    amp: bool = False,
+    on_frame: Optional[FrameHook] = None,
+    holder: Optional[str] = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> list[str]:
+    """Write ``todo``'s masks, adding to ``stats``; returns the videos left to another process.
+
+    ``holder`` (a process of a parallel run): each video is written under its lock
+    (:func:`util.output_safety.video_lock`); one another process holds is left to it,
+    and one that became complete meanwhile is skipped (unless ``overwrite``).
+    """
+    busy: list[str] = []
     total = sum(len(v) for v in todo)
     widgets = [progressbar.Percentage(), " ", progressbar.Bar(), " ", progressbar.Variable("video"), " ", progressbar.ETA()]
-    bar = progressbar.ProgressBar(max_value=max(total, 1), widgets=widgets, redirect_stdout=True, fd=sys.stdout)  # stderr: errors only
+    bar = (progressbar.ProgressBar(max_value=max(total, 1), widgets=widgets, redirect_stdout=True, fd=sys.stdout)  # stderr: errors only
+           if progress else progressbar.NullBar(max_value=max(total, 1)))
     with bar, AsyncWriter() as io:
         done = 0
         for video in todo:
-            start = time.perf_counter()
-            partial = fresh_partial(output, video.name)
-            written = 0
-            for t, ids in propagate(network, memory, video, device, amp=amp, stats=stats, on_frame=on_frame):
-                io.submit(functools.partial(write_mask, writer, partial / video.output_name(t), ids, video))
-                stats.frames += 1
-                written += 1
-                bar.update(min(total, done + t + 1), video=video.name)
-            io.flush()
-            publish(output, video.name, partial, written)
+            with video_lock(output, video.name, holder) if holder else contextlib.nullcontext() as other:
+                if other is not None:
+                    busy.append(video.name)
+                elif holder is None or overwrite or not is_complete(output, video.name):
+                    segment_one(network, memory, video, output, device, stats, io, writer, amp, on_frame,
+                                lambda t, name=video.name, base=done: bar.update(min(total, base + t + 1), video=name))
             done += len(video)
-            stats.videos += 1
-            stats.seconds += time.perf_counter() - start
-    return stats
+    return busy
+
+
+def segment_one(
+    network: QDMN,
+    memory: MemoryConfig,
+    video: VideoSource,
+    output: Path,
+    device: torch.device,
+    stats: RunStats,
+    io: AsyncWriter,
+    writer: MaskWriter,
+    amp: bool,
+    on_frame: Optional[FrameHook],
+    on_progress: Callable[[int], None],
+) -> None:
+    """One video into ``.<name>.partial``, published as ``<name>`` once every mask is written."""
+    start = time.perf_counter()
+    partial = fresh_partial(output, video.name)
+    written = 0
+    for t, ids in propagate(network, memory, video, device, amp=amp, stats=stats, on_frame=on_frame):
+        io.submit(functools.partial(write_mask, writer, partial / video.output_name(t), ids, video))
+        stats.frames += 1
+        written += 1
+        on_progress(t)
+    io.flush()
+    publish(output, video.name, partial, written)
+    stats.videos += 1
+    stats.seconds += time.perf_counter() - start
 
 
 def write_mask(writer: MaskWriter, path: Path, ids: np.ndarray, video: VideoSource) -> None:
@@ -278,12 +366,23 @@ def write_mask(writer: MaskWriter, path: Path, ids: np.ndarray, video: VideoSour
         raise UserError(f"{path}: cannot write ({e.strerror or e}); free disk space or fix the permissions of --output") from None
 
 
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold: members carry no run-specific time
+
+
+def add_to_zip(archive: zipfile.ZipFile, path: Path, name: str) -> None:
+    info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    archive.writestr(info, path.read_bytes())
+
+
 def write_submission_zip(output: Path, videos: Iterable[VideoSource], zip_path: Optional[Path] = None) -> Path:
     """Zip ``Annotations/<video>/<frame>.png`` for the evaluation servers.
 
     Only the frames a server scores are included (``VideoSource.submission_stems``).
     The archive is ``<output>.zip`` (the folder's full name); an existing archive is
-    replaced only when it was written from the same folder by this project.
+    replaced only when it was written from the same folder by this project. The same
+    masks give the same bytes (fixed member dates), however many processes wrote them.
     """
     zip_path = zip_path or archive_path(output)
     check_archive_replaceable(zip_path, output)
@@ -294,7 +393,7 @@ def write_submission_zip(output: Path, videos: Iterable[VideoSource], zip_path: 
             for video in videos:
                 for png in sorted((output / video.name).glob("*.png")):
                     if video.submission_stems is None or png.stem in video.submission_stems:
-                        archive.write(png, f"Annotations/{video.name}/{png.name}")
+                        add_to_zip(archive, png, f"Annotations/{video.name}/{png.name}")
         os.replace(tmp, zip_path)
     except FileExistsError:
         raise UserError(f"{tmp}: exists; move it and rerun") from None
@@ -304,12 +403,26 @@ def write_submission_zip(output: Path, videos: Iterable[VideoSource], zip_path: 
     return zip_path
 
 
+Finish = Callable[[Path], None]
+
+
 def evaluate_from_args(
-    args: argparse.Namespace, videos: list[VideoSource], writer: MaskWriter = write_palette, on_frame: Optional[FrameHook] = None
+    args: argparse.Namespace,
+    videos: list[VideoSource],
+    writer: MaskWriter = write_palette,
+    on_frame: Optional[FrameHook] = None,
+    finish: Optional[Finish] = None,
 ) -> Path:
-    """What every eval script does once its videos are listed: device, network, run, summary (``on_frame``: see :data:`FrameHook`)."""
-    device = resolve_device(args.device)
-    set_threads(args.threads)
+    """What every eval script does once its videos are listed: device, network, run, summary, then ``finish(output)``.
+
+    ``finish`` (the submission zip, J&F, overlays) runs once every video is complete, in
+    one process: this one, rank 0 under torchrun, or the shard (or ``--shard merge``)
+    that finds every video complete (:mod:`evaluation.distributed`). Scripts without
+    ``--shard`` (the demo, the app) always run in one process. ``on_frame``: see :data:`FrameHook`.
+    """
+    plan = plan_from(args.shard) if hasattr(args, "shard") else Plan()
+    device = plan_device(plan, args.device)
+    threads = set_threads(plan_threads(args.threads))
     args.amp = effective_amp(device, args.amp, args.force_amp)
     ground_truth = [args.gt] if getattr(args, "gt", None) else []
     check_output_location(args.output, [p for v in videos for p in v.inputs()] + [args.model, *ground_truth])
@@ -317,16 +430,149 @@ def evaluate_from_args(
         check_stats_json(Path(args.stats_json))
     if getattr(args, "zip", False):  # before the work, not after it
         check_archive_replaceable(archive_path(Path(args.output)), Path(args.output))
+    if plan.kind == "merge":
+        return merge_shards(args, plan, videos, finish)
     network = build_network(args, device)
     output = prepare_output(args.output)
+    if plan.parallel:
+        run = ParallelRun(args, plan, videos, output, device, threads, finish)
+        return run.execute(network, memory_config(args), writer, on_frame)
     with torch.no_grad():  # for this run only: a caller in the same process (a test, the app) keeps its grad mode
         stats = run_evaluation(
             network, memory_config(args), videos, output, device, writer=writer, overwrite=args.overwrite, amp=args.amp, on_frame=on_frame
         )
     print_summary(stats, output)
     if getattr(args, "stats_json", None):
-        write_stats_json(stats, output, Path(args.stats_json))
+        write_stats_json(summary(stats, output), Path(args.stats_json))
+    if finish is not None:
+        finish(output)
     return output
+
+
+def frames_to_segment(video: VideoSource) -> int:
+    return len(video) - video.first_annotated
+
+
+@dataclass
+class ParallelRun:
+    """This process's part of a run over several processes (torchrun ranks or ``--shard`` shards)."""
+
+    args: argparse.Namespace
+    plan: Plan
+    videos: list[VideoSource]
+    output: Path
+    device: torch.device
+    threads: int
+    finish: Optional[Finish]
+    stats: RunStats = field(default_factory=RunStats)  # this process's videos so far
+
+    def execute(self, network: QDMN, memory: MemoryConfig, writer: MaskWriter, on_frame: Optional[FrameHook]) -> Path:
+        record = RankRecord.start(self.plan, self.device, self.threads)
+        try:
+            with raise_on_sigterm(), process_group(self.plan):
+                mine = self.share()
+                write_rank_record(self.output, self.plan, record)
+                barrier(self.plan)  # every rank has listed the work before any writes
+                failure = self.segment(network, memory, mine, writer, on_frame, record)
+                barrier(self.plan)
+                try:
+                    if self.plan.kind == "shard" or self.plan.rank == 0:
+                        self.finish_if_complete()
+                finally:
+                    barrier(self.plan)  # the others wait for rank 0 to finish: torchrun would stop it when they exit
+        except Terminated as stop:
+            record.status = "stopped"
+            self.record_end(record)
+            print(f"error: {self.plan.label} stopped by signal {stop.signum}; {incomplete_message(self.incomplete())}", file=sys.stderr)
+            raise SystemExit(128 + stop.signum) from None
+        except PeerFailed as e:
+            print(f"error: {self.plan.label}: another rank stopped ({e}); {incomplete_message(self.incomplete())}", file=sys.stderr)
+            raise SystemExit(1) from None
+        if failure is not None:
+            raise failure
+        return self.output
+
+    def share(self) -> list[VideoSource]:
+        """This process's videos. Ranks split what is left to do (they all list it before any writes); shards split
+        every video (they start at different times), then skip the complete ones."""
+        lock_output(self.output, shared=True)
+        todo = pending_videos(self.output, self.videos, self.args.overwrite, announce=self.plan.rank == 0 or self.plan.kind == "shard")
+        basis = todo if self.plan.kind == "torchrun" else self.videos
+        mine = [basis[i] for i in split_by_frames([frames_to_segment(v) for v in basis], self.plan.world)[self.plan.rank]]
+        pending = {v.name for v in todo}
+        return [v for v in mine if v.name in pending]
+
+    def segment(
+        self, network: QDMN, memory: MemoryConfig, mine: list[VideoSource], writer: MaskWriter, on_frame: Optional[FrameHook],
+        record: RankRecord,
+    ) -> Optional[Exception]:
+        """Write this process's videos; a failure is recorded and returned, so that the other ranks still finish theirs."""
+        stats = self.stats
+        holder = f"pid {os.getpid()} on {socket.gethostname()} ({self.plan.label})"
+        failure: Optional[Exception] = None
+        try:
+            with torch.no_grad():
+                busy = segment_videos(network, memory, mine, self.output, self.device, stats, writer=writer, amp=self.args.amp,
+                                      on_frame=on_frame, holder=holder, overwrite=self.args.overwrite,
+                                      progress=self.plan.rank == 0 or self.plan.kind == "shard")
+            record.status = "done" if not busy else f"done; left to another run writing them: {', '.join(busy)}"
+        except Exception as e:  # noqa: BLE001 - reported below and re-raised once the ranks have met
+            failure = e
+            record.status = f"failed: {e}"
+            print(f"error: {self.plan.label}: {e}", file=sys.stderr)
+        self.record_end(record)
+        return failure
+
+    def record_end(self, record: RankRecord) -> None:
+        record.videos, record.frames, record.seconds = self.stats.videos, self.stats.frames, self.stats.seconds
+        record.finished = time.time()
+        record.peak_rss_mib = peak_rss_mib()
+        record.peak_cuda_mib = peak_cuda_mib(self.device)
+        with contextlib.suppress(UserError):  # a record that cannot be written only leaves the summary shorter
+            write_rank_record(self.output, self.plan, record)
+
+    def incomplete(self) -> list[str]:
+        return [v.name for v in self.videos if not is_complete(self.output, v.name)]
+
+    def finish_if_complete(self) -> None:
+        """Rank 0, or a shard: the zip, J&F and summary once every video is complete (else name what is missing)."""
+        with waiting_lock(self.output / FINISH_LOCK):  # shards finishing together: one at a time
+            missing = self.incomplete()
+            if missing and self.plan.kind == "shard":
+                print(f"{self.plan.label} done; {len(missing)} video(s) left to the other shards: the last one to finish "
+                      "(or --shard merge) writes the summary")
+                return
+            if missing:
+                raise RunIncomplete(incomplete_message(missing))
+            if self.plan.kind == "shard" and already_finished(self.output, [v.name for v in self.videos]):
+                print(f"{self.plan.label} done; another shard already finished the run in {self.output}")
+                return
+            finish_parallel(self.args, self.plan, self.videos, self.output, self.finish)
+
+
+def merge_shards(args: argparse.Namespace, plan: Plan, videos: list[VideoSource], finish: Optional[Finish]) -> Path:
+    """``--shard merge``: no inference; the zip, J&F and summary once the shards have written every video."""
+    output = Path(args.output)
+    if not (output / STATE_DIR).is_dir():
+        raise UserError(f"--output {output}: no run of this project is recorded there; run the shards (--shard I/N) first")
+    lock_output(output, shared=True)
+    with waiting_lock(output / FINISH_LOCK):
+        missing = [v.name for v in videos if not is_complete(output, v.name)]
+        if missing:
+            raise RunIncomplete(incomplete_message(missing, MERGE_HINT))
+        finish_parallel(args, plan, videos, output, finish)
+    return output
+
+
+def finish_parallel(args: argparse.Namespace, plan: Plan, videos: list[VideoSource], output: Path, finish: Optional[Finish]) -> None:
+    """The one summary of a parallel run (every process's record), ``--stats_json``, then ``finish``."""
+    result = parallel_summary(records_for_summary(output, plan), len(videos))
+    print_parallel_summary(result, output)
+    if getattr(args, "stats_json", None):
+        write_stats_json({**result, "output": str(output)}, Path(args.stats_json))
+    if finish is not None:
+        finish(output)
+    mark_finished(output, [v.name for v in videos])
 
 
 def print_summary(stats: RunStats, output: Path) -> None:
@@ -359,11 +605,11 @@ def check_stats_json(path: Path) -> None:
         raise UserError(f"{path}: exists and is not a .json file; --stats_json would replace it, choose another name")
 
 
-def write_stats_json(stats: RunStats, output: Path, path: Path) -> None:
-    """The summary as JSON, written under a temporary name and renamed."""
+def write_stats_json(result: dict[str, object], path: Path) -> None:
+    """A run's summary as JSON, written under a temporary name and renamed."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(summary(stats, output), indent=1) + "\n")
+        tmp.write_text(json.dumps(result, indent=1) + "\n")
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)

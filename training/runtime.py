@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import inspect
-import os
 import random
 import signal
 import sys
@@ -22,7 +21,7 @@ import torch.distributed as dist
 from model.model import QDMNTrainer
 from training.config import TrainConfig
 from util.errors import EXIT_INTERRUPTED, UserError
-from util.hardware import check_device_available, resolve_device
+from util.hardware import launcher_ranks, rank_device
 
 
 # --------------------------------------------------------------------------- processes
@@ -44,13 +43,8 @@ class DistEnv:
 
 def resolve_env(opts: TrainConfig) -> DistEnv:
     """Rank and device from the launcher's environment (LOCAL_RANK, or the --local-rank flag)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", opts.local_rank if opts.local_rank is not None else 0))
-    device = resolve_device(None if opts.device == "auto" else opts.device)  # the one resolver: name and availability
-    if device.type == "cuda" and device.index is None:
-        device = torch.device(f"cuda:{local_rank}")  # each rank its own GPU
-        check_device_available(device, opts.device)
+    rank, world_size, local_rank = launcher_ranks(opts.local_rank)
+    device = rank_device(None if opts.device == "auto" else opts.device, local_rank)  # each rank its own GPU
     if device.type not in ("cpu", "cuda"):
         raise UserError(f"--device {opts.device}: train.py runs on cpu or cuda (cuda:N); use one of them")
     return DistEnv(rank, world_size, local_rank, device)

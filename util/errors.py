@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -20,8 +21,13 @@ class UserError(Exception):
     """A problem with the user's input that a traceback would not help with."""
 
 
+class RunIncomplete(Exception):
+    """The run ended without every output complete (a process failed or was stopped): exit code 1, naming what is missing."""
+
+
 def exit_on_user_error(main: F) -> F:
-    """Run ``main``; a :class:`UserError` prints ``error: <message>`` and exits with code 2, Ctrl-C exits 130."""
+    """Run ``main``; a :class:`UserError` prints ``error: <message>`` and exits with code 2, :class:`RunIncomplete`
+    with code 1, Ctrl-C exits 130."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
@@ -30,6 +36,9 @@ def exit_on_user_error(main: F) -> F:
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(EXIT_USAGE)
+        except RunIncomplete as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(EXIT_FAILED)
         except KeyboardInterrupt:
             print("interrupted: complete outputs are kept, unfinished ones are not; rerun the same command to continue",
                   file=sys.stderr)

@@ -130,6 +130,22 @@ def ranks_on_this_node() -> int:
     return 1
 
 
+def launcher_ranks(local_rank: Optional[int] = None) -> tuple[int, int, int]:
+    """(rank, world size, local rank) from a launcher's environment (torchrun); (0, 1, 0) for a plain process."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    return rank, world_size, int(os.environ.get("LOCAL_RANK", local_rank if local_rank is not None else 0))
+
+
+def rank_device(name: Optional[str], local_rank: int) -> torch.device:
+    """:func:`resolve_device`, where an unnumbered CUDA device means this rank's own GPU (``cuda:LOCAL_RANK``)."""
+    device = resolve_device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device(f"cuda:{local_rank}")
+        check_device_available(device, f"{name or 'cuda'} (rank-local cuda:{local_rank})")
+    return device
+
+
 def training_parallelism(device_type: str, workers: Optional[int] = None, threads: Optional[int] = None) -> tuple[int, int]:
     """(data-loader workers, intra-op threads) per training process, sharing this node's CPUs without oversubscribing.
 

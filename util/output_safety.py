@@ -5,7 +5,9 @@
 * a video folder is complete only when this project recorded it so
   (``<output>/.qdmn/<video>.json``: frames, command); a folder without a record is the
   user's and is never replaced or deleted;
-* one lock per output folder: a second run on it stops, naming the holder;
+* one lock per output folder: a second run on it stops, naming the holder; the ranks or
+  shards of one distributed evaluation share it, and each holds a lock per video while
+  it writes that video (``<output>/.qdmn/locks/<video>``);
 * archives carry a comment naming the folder they were written from, and an archive
   written for another folder (or by something else) is never replaced.
 """
@@ -14,12 +16,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import socket
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Optional
 
@@ -29,6 +33,7 @@ from util.errors import UserError
 STATE_DIR = ".qdmn"  # in an output folder: <video>.json records (frames, command, complete) and the lock
 PARTIAL_MARKER = ".qdmn-partial"  # in a .<video>.partial folder this project created
 LOCK_NAME = f"{STATE_DIR}/lock"
+VIDEO_LOCKS = f"{STATE_DIR}/locks"  # one lock file per video, held while a process writes it
 FILES_RECORD = f"{STATE_DIR}/.files.json"  # other files this project wrote in the output (overlays, CSVs); hidden: no video name
 ZIP_COMMENT_PREFIX = b"qdmn output: "
 
@@ -111,15 +116,21 @@ def check_video_outputs(output: Path, names: Iterable[str]) -> None:
 
 
 def fresh_partial(output: Path, name: str) -> Path:
-    """An empty ``.<name>.partial`` folder; a leftover one is removed only if this project created it."""
+    """An empty ``.<name>.partial`` folder; a leftover one is removed only if this project created it.
+
+    The folder appears with its marker already inside (made under a unique name, then
+    renamed), so another process checking the output never sees it unmarked.
+    """
     partial = output / f".{name}.partial"
     if partial.exists():
         if not (partial / PARTIAL_MARKER).is_file():
             raise UserError(f"{partial}: exists but was not created by this project; it is left alone: move it or choose another --output")
         shutil.rmtree(partial)
     try:
-        partial.mkdir(parents=True)
-        (partial / PARTIAL_MARKER).write_bytes(b"")
+        staging = output / f".{name}.new.{os.getpid()}.{secrets.token_hex(4)}"  # mkdir, not mkdtemp: the umask's permissions
+        staging.mkdir()
+        (staging / PARTIAL_MARKER).write_bytes(b"")
+        staging.rename(partial)
     except OSError as e:
         raise UserError(f"{partial}: cannot create ({e.strerror or e}); free disk space or fix --output's permissions") from None
     return partial
@@ -180,31 +191,62 @@ def claim_files(output: Path, names: Iterable[str]) -> None:
         raise UserError(f"{record}: cannot write ({e.strerror or e}); free disk space or fix --output's permissions") from None
 
 
-def lock_output(output: Path) -> None:
-    """Hold ``output``'s lock until the process exits; another run holding it is a UserError naming it."""
+def lock_output(output: Path, shared: bool = False) -> None:
+    """Hold ``output``'s lock until the process exits; another run holding it is a UserError naming it.
+
+    ``shared``: the ranks or shards of one distributed evaluation hold it together (a
+    plain run on the same folder is still refused); they keep out of each other's
+    videos with :func:`video_lock`.
+    """
     key = _resolved(output)
     if key in _held:
         return
     (key / STATE_DIR).mkdir(exist_ok=True)
     handle = open(key / LOCK_NAME, "a+")  # noqa: SIM115 - kept open: the lock lives as long as the process
-    if not _try_lock(handle):
+    if not _try_lock(handle, shared):
         handle.seek(0)
-        holder = handle.read().strip() or "unknown process"
+        holder = "; ".join(handle.read().strip().splitlines()[-3:]) or "unknown process"  # shared holders append lines
         handle.close()
         raise UserError(f"{output}: another run ({holder}) is writing into this folder; wait for it to finish or choose another --output")
-    handle.seek(0)
-    handle.truncate()
+    if not shared:  # shared holders add a line each
+        handle.seek(0)
+        handle.truncate()
     handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
     handle.flush()
     _held[key] = handle
 
 
-def _try_lock(handle: IO[str]) -> bool:
+@contextmanager
+def video_lock(output: Path, name: str, holder: str) -> Iterator[Optional[str]]:
+    """Hold ``output/name``'s lock while the body runs; yields None, or the other holder when another process has it."""
+    folder = output / VIDEO_LOCKS
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / name, "a+")  # noqa: SIM115 - closed below
+    except OSError as e:
+        raise UserError(f"{folder / name}: cannot write ({e.strerror or e}); fix --output's permissions") from None
+    try:
+        if not _try_lock(handle, shared=False):
+            handle.seek(0)
+            yield handle.read().strip() or "unknown process"
+            return
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{holder}\n")
+        handle.flush()
+        yield None
+    finally:
+        handle.close()  # releases the lock
+
+
+def _try_lock(handle: IO[str], shared: bool = False) -> bool:
     try:
         import fcntl
-    except ImportError:  # Windows: lock the first byte instead
+    except ImportError:  # Windows: lock the first byte instead (no shared locks: a shared holder does without)
         import msvcrt
 
+        if shared:
+            return True
         try:
             handle.seek(0)
             msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
@@ -212,10 +254,30 @@ def _try_lock(handle: IO[str]) -> bool:
         except OSError:
             return False
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(handle.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         return True
     except OSError:
         return False
+
+
+@contextmanager
+def waiting_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (created if needed), waiting for another holder to let go."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")  # noqa: SIM115 - closed below
+    except OSError as e:
+        raise UserError(f"{path}: cannot write ({e.strerror or e}); fix --output's permissions") from None
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        except ImportError:  # Windows: one process at a time is not enforced there
+            pass
+        yield
+    finally:
+        handle.close()
 
 
 def archive_path(output: Path) -> Path:
