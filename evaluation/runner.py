@@ -305,12 +305,15 @@ def segment_videos(
     holder: Optional[str] = None,
     overwrite: bool = False,
     progress: bool = True,
+    on_error: Optional[Callable[[VideoSource, UserError], None]] = None,
 ) -> list[str]:
     """Write ``todo``'s masks, adding to ``stats``; returns the videos left to another process.
 
     ``holder`` (a process of a parallel run): each video is written under its lock
     (:func:`util.output_safety.video_lock`); one another process holds is left to it,
     and one that became complete meanwhile is skipped (unless ``overwrite``).
+    ``on_error``: a video that fails (a UserError) is reported to it and the next one
+    starts; without it the first failure ends the run.
     """
     busy: list[str] = []
     total = sum(len(v) for v in todo)
@@ -324,8 +327,13 @@ def segment_videos(
                 if other is not None:
                     busy.append(video.name)
                 elif holder is None or overwrite or not is_complete(output, video.name):
-                    segment_one(network, memory, video, output, device, stats, io, writer, amp, on_frame,
-                                lambda t, name=video.name, base=done: bar.update(min(total, base + t + 1), video=name))
+                    try:
+                        segment_one(network, memory, video, output, device, stats, io, writer, amp, on_frame,
+                                    lambda t, name=video.name, base=done: bar.update(min(total, base + t + 1), video=name))
+                    except UserError as e:
+                        if on_error is None:
+                            raise
+                        on_error(video, e)
             done += len(video)
     return busy
 
@@ -506,20 +514,29 @@ class ParallelRun:
         self, network: QDMN, memory: MemoryConfig, mine: list[VideoSource], writer: MaskWriter, on_frame: Optional[FrameHook],
         record: RankRecord,
     ) -> Optional[Exception]:
-        """Write this process's videos; a failure is recorded and returned, so that the other ranks still finish theirs."""
-        stats = self.stats
+        """Write this process's videos; a video that fails is reported and the next one starts, so that one bad
+        video (or one failing rank) does not cost the others. The failure is returned, to be raised once the ranks met."""
         holder = f"pid {os.getpid()} on {socket.gethostname()} ({self.plan.label})"
+        failed: list[str] = []
+
+        def report(video: VideoSource, error: UserError) -> None:
+            failed.append(video.name)
+            print(f"error: {self.plan.label}: {error}", file=sys.stderr)
+
         failure: Optional[Exception] = None
         try:
             with torch.no_grad():
-                busy = segment_videos(network, memory, mine, self.output, self.device, stats, writer=writer, amp=self.args.amp,
+                busy = segment_videos(network, memory, mine, self.output, self.device, self.stats, writer=writer, amp=self.args.amp,
                                       on_frame=on_frame, holder=holder, overwrite=self.args.overwrite,
-                                      progress=self.plan.rank == 0 or self.plan.kind == "shard")
+                                      progress=self.plan.rank == 0 or self.plan.kind == "shard", on_error=report)
             record.status = "done" if not busy else f"done; left to another run writing them: {', '.join(busy)}"
-        except Exception as e:  # noqa: BLE001 - reported below and re-raised once the ranks have met
+        except Exception as e:  # noqa: BLE001 - reported here, re-raised once the ranks have met
             failure = e
-            record.status = f"failed: {e}"
             print(f"error: {self.plan.label}: {e}", file=sys.stderr)
+        if failed:
+            failure = failure or UserError(f"{self.plan.label}: {len(failed)} video(s) failed: {', '.join(failed)} (see the errors above)")
+        if failure is not None:
+            record.status = f"failed: {failure}"
         self.record_end(record)
         return failure
 
