@@ -23,6 +23,11 @@ generated in parallel. Each set also gets ``synthvos.json``: the events of
 every video (frame numbers included) and, per object, the frames where its
 ground-truth mask is empty. The SynthVOS seeds are reserved: generate
 training data with other seeds (``synthetic.assert_not_synthvos_seed``).
+
+``--style wide --seed N`` writes the wide training preset instead
+(``datasets/synthetic/wide.py``: objects of 0.2-40 % of the frame, many shapes,
+textures and backgrounds, camera pan and zoom, occlusions) in the same layouts, as
+the sets ``val`` (DAVIS 2017) and ``yv`` (YouTube-VOS), videos named ``wideN-<set>-NNN``.
 """
 
 from __future__ import annotations
@@ -35,7 +40,19 @@ import time
 from pathlib import Path
 
 from datasets import synthetic
-from datasets.synthetic.synthvos import HEIGHT, MANIFEST, MIN_TEST_FRAMES, NUM_VIDEOS, SETS, WIDTH, Settings, init_worker, make_set
+from datasets.synthetic.synthvos import (
+    HEIGHT,
+    MANIFEST,
+    MIN_TEST_FRAMES,
+    NUM_VIDEOS,
+    SETS,
+    STYLES,
+    WIDE_SETS,
+    WIDTH,
+    Settings,
+    init_worker,
+    make_set,
+)
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -48,7 +65,7 @@ class _OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="make_synthvos.py", description="Generate the SynthVOS benchmark.")
     parser.add_argument("--out", required=True, type=Path, help="output folder (e.g. data/SynthVOS)")
-    parser.add_argument("--sets", default=",".join(SETS), help="comma-separated subset of val,long,yv")
+    parser.add_argument("--sets", default=None, help="comma-separated subset of val,long,yv (default: all; --style wide: val,yv)")
     parser.add_argument("--workers", type=int, default=2, help="parallel processes (videos are independent)")
     parser.add_argument("--overwrite", action="store_true", help="replace sets a previous run wrote")
     parser.add_argument(
@@ -57,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="generate training data in the SynthVOS style from this seed instead (the SynthVOS seeds are refused)",
     )
+    parser.add_argument(
+        "--style",
+        choices=STYLES,
+        default="synthvos",
+        help="wide: the wide training preset (sets val and yv, needs --seed; docs/SYNTHVOS.md)",
+    )
     # Hidden overrides for quick tests; they change the content of the videos.
     parser.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=int, default=None, help=argparse.SUPPRESS)
@@ -64,12 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _parse_sets(parser: argparse.ArgumentParser, text: str) -> list[str]:
+def _parse_sets(parser: argparse.ArgumentParser, text: str | None, style: str) -> list[str]:
+    allowed = WIDE_SETS if style == "wide" else SETS
+    text = ",".join(allowed) if text is None else text
     sets = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = [s for s in sets if s not in SETS]
+    unknown = [s for s in sets if s not in allowed]
     if not sets or unknown or len(set(sets)) != len(sets):
-        parser.error(f"--sets must be distinct names from {','.join(SETS)}, got {text!r}")
-    return [s for s in SETS if s in sets]
+        parser.error(f"--sets must be distinct names from {','.join(allowed)}, got {text!r}")
+    return [s for s in allowed if s in sets]
 
 
 def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Settings:
@@ -85,8 +110,10 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Sett
         parser.error(f"--videos must be positive, got {args.videos}")
     if args.seed is not None and (args.seed < 0 or args.seed in synthetic.SYNTHVOS_SEEDS.values()):
         parser.error(f"--seed must be >= 0 and not a SynthVOS seed {sorted(synthetic.SYNTHVOS_SEEDS.values())}, got {args.seed}")
+    if args.style == "wide" and args.seed is None:
+        parser.error("--style wide generates training data and needs --seed")
     height, width = round(HEIGHT * args.scale), round(WIDTH * args.scale)
-    return Settings(out=args.out, height=height, width=width, frames=args.frames, seed=args.seed)
+    return Settings(out=args.out, height=height, width=width, frames=args.frames, seed=args.seed, style=args.style)
 
 
 def _prepare(parser: argparse.ArgumentParser, out: Path, sets: list[str], overwrite: bool) -> None:
@@ -108,7 +135,7 @@ def _prepare(parser: argparse.ArgumentParser, out: Path, sets: list[str], overwr
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    sets = _parse_sets(parser, args.sets)
+    sets = _parse_sets(parser, args.sets, args.style)
     settings = _validate(parser, args)
     _prepare(parser, args.out, sets, args.overwrite)
     init_worker()

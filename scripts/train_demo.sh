@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Train the CPU demonstration model saves/qdmn_lite_synth.pth (lite configuration) on
-# generated data that is disjoint from SynthVOS (seeds 100 and 500; SynthVOS uses
+# generated data that is disjoint from SynthVOS (seeds 100 and 600; SynthVOS uses
 # 2022-2024): stage 0 on static images from a mirrored random initialisation, stage 2 at
-# 192 px crops on videos in the SynthVOS style, then stage 2 on whole 240x432 frames
-# (the shape of the evaluation frames).
+# 192 px crops on videos of the wide training preset (objects of 0.2-40 % of the frame,
+# many shapes, textures and backgrounds, camera pan and zoom, occlusions; docs/SYNTHVOS.md),
+# then stage 2 on whole 240x432 frames (the shape of the evaluation frames).
+# The held-out generator (scripts/make_heldout.py) is never trained on: it checks generalisation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${ROOT:-data/demo_train}
@@ -13,13 +15,15 @@ S2F_IT=${S2F_IT:-800}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}  # 2 threads collapse when anything else runs on a 2-core machine: keep it quiet
 
 python -m scripts.make_synthetic --out "$ROOT/static" --layout static --seed 100 --videos 20 --images 40 --height 192 --width 256
-# SynthVOS-style videos (hard events, 1-3 objects, 240x432) from seed 500; the YouTube-layout
-# ones carry ground truth on every frame, which serves as a YouTube-VOS train set.
-python -m scripts.make_synthvos --out "$ROOT/synthstyle" --sets val,yv --seed 500 --videos 100
-mkdir -p "$ROOT/synthstyle_yt/train"
-ln -sfn ../../synthstyle/yv/all_frames/valid_all_frames/JPEGImages "$ROOT/synthstyle_yt/train/JPEGImages"
-ln -sfn ../../synthstyle/yv/valid_gt/Annotations "$ROOT/synthstyle_yt/train/Annotations"
-VIDEOS=(--davis_root "$ROOT/synthstyle/val" --yv_root "$ROOT/synthstyle_yt" --no_subset --num_workers 1)
+# Wide-preset videos (240x432; 1-4 objects in the DAVIS layout, YouTube-VOS ids and
+# entries in the other) from seed 600; the YouTube-layout ones carry ground truth on
+# every frame, which serves as a YouTube-VOS train set.
+WIDE_VIDEOS=${WIDE_VIDEOS:-150}
+python -m scripts.make_synthvos --out "$ROOT/wide" --style wide --seed 600 --videos "$WIDE_VIDEOS"
+mkdir -p "$ROOT/wide_yt/train"
+ln -sfn ../../wide/yv/all_frames/valid_all_frames/JPEGImages "$ROOT/wide_yt/train/JPEGImages"
+ln -sfn ../../wide/yv/valid_gt/Annotations "$ROOT/wide_yt/train/Annotations"
+VIDEOS=(--davis_root "$ROOT/wide/val" --yv_root "$ROOT/wide_yt" --no_subset --num_workers 1)
 
 python train.py --stage 0 --id demo_s0 --model_config lite --mirror_init --size 128 -b 4 -i "$S0_IT" --steps $((S0_IT * 5 / 6)) \
     --lr 1e-4 --static_root "$ROOT/static" --num_workers 1 --save_every "$S0_IT" --seed 0

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from datasets import layouts, synthetic
+from datasets.synthetic import wide
 from datasets.synthetic.files import _frame_name, _write_bytes, _write_list
 from datasets.synthetic.writers import write_youtube_meta
 
@@ -34,6 +35,11 @@ MILD_EVENT_PROBABILITY = {"val": 0.3, "yv": 0.25}
 MIN_TEST_FRAMES = 15
 MANIFEST = "synthvos.json"
 STEP = synthetic.YOUTUBE_STEP
+STYLES = ("synthvos", "wide")
+# The wide training preset (datasets/synthetic/wide.py) draws from its own streams.
+WIDE_SETS = ("val", "yv")
+WIDE_TAGS = {"val": 3400, "yv": 3500}
+WIDE_OBJECTS = (1, 4)  # objects per DAVIS-layout video (inclusive)
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class Settings:
     width: int = WIDTH
     frames: int | None = None
     seed: int | None = None  # None: the reserved SynthVOS seed of each set
+    style: str = "synthvos"  # "wide": the wide training preset (needs a seed)
 
     def seed_of(self, set_name: str) -> int:
         return synthetic.SYNTHVOS_SEEDS[set_name] if self.seed is None else self.seed
@@ -226,10 +233,73 @@ def _youtube_objects(
     return tuple(ids), tuple(sorted(appear))
 
 
+def _wide_events(rng: np.random.Generator, num_frames: int, appear: tuple[int, ...]) -> synthetic.HardEvents:
+    """The wide preset's events: wider and more frequent than ``_mild_events``.
+
+    A full occlusion (3-20 frames, probability 0.35) in the first half and an exit
+    (5-30 frames out, probability 0.3) in the second half, each of a random object;
+    drift (0.03-0.25 turns, up to 60 % of a second texture, 0.3); a lighting ramp
+    (x0.6-1.4, contrast x0.7-1.2, 0.4) with flicker (+-5-20 %) in a third of them;
+    one or two look-alikes (0.35).
+    """
+    count, half = len(appear), num_frames // 2
+    occlusions, exits, drifts, lighting, distractors = [], [], [], [], []
+    if rng.random() < 0.35:
+        target = int(rng.integers(count))
+        duration, approach = _integer(rng, 3, 20), _integer(rng, 3, 10)
+        start = _integer(rng, appear[target] + approach, half - duration)
+        if start - approach >= appear[target] and start + duration + approach <= num_frames:
+            occlusions.append(synthetic.Occlusion(target, start, duration, approach))
+    if rng.random() < 0.3:
+        target = int(rng.integers(count))
+        duration, ramp = _integer(rng, 5, 30), _integer(rng, 3, 10)
+        start = _integer(rng, max(half, appear[target] + 1), num_frames - duration - 2 * ramp)
+        if start >= appear[target] and start + duration + 2 * ramp <= num_frames:
+            exits.append(synthetic.Exit(target, start, duration, ramp))
+    if rng.random() < 0.3:
+        target = int(rng.integers(count))
+        hue = _uniform(rng, 0.03, 0.25) * float(rng.choice([-1.0, 1.0]))
+        drifts.append(synthetic.AppearanceDrift(target, appear[target], num_frames, hue, _uniform(rng, 0.0, 0.6)))
+    if rng.random() < 0.4:
+        start = _integer(rng, 0, num_frames // 2)
+        end = min(num_frames, start + _integer(rng, 5, 30))
+        flicker = _uniform(rng, 0.05, 0.2) if rng.random() < 1 / 3 else 0.0
+        lighting.append(
+            synthetic.LightingChange(start, end, _uniform(rng, 0.6, 1.4), _uniform(rng, 0.7, 1.2), flicker)
+        )
+    if rng.random() < 0.35:
+        for _ in range(_integer(rng, 1, 2)):
+            target = int(rng.integers(count))
+            distractors.append(synthetic.Distractor(target, _uniform(rng, 1.5, 4.0), appear[target]))
+    return synthetic.HardEvents(
+        tuple(occlusions), tuple(exits), tuple(drifts), tuple(lighting), tuple(distractors)
+    )
+
+
+def _plan_wide(set_name: str, index: int, seed: int, frames: int | None) -> tuple[VideoPlan, np.random.Generator]:
+    """A video of the wide training preset: the SynthVOS set's lengths and objects
+    (YouTube-VOS ids and entries for ``yv``, 1-4 objects for ``val``), wide events."""
+    if set_name not in WIDE_SETS:
+        raise ValueError(f"the wide style has the sets {WIDE_SETS}, not {set_name!r}")
+    rng = np.random.default_rng([seed, WIDE_TAGS[set_name], index])
+    num_frames = _num_frames(rng, set_name, frames)
+    name = f"wide{seed}-{set_name}-{index:03d}"
+    if set_name == "yv":
+        ids, appear = _youtube_objects(rng, index, num_frames)
+    else:
+        count = _integer(rng, *WIDE_OBJECTS)
+        ids, appear = tuple(range(1, count + 1)), (0,) * count
+    return VideoPlan(name, num_frames, ids, appear, _wide_events(rng, num_frames, appear)), rng
+
+
 def plan_video(
-    set_name: str, index: int, seed: int, frames: int | None = None
+    set_name: str, index: int, seed: int, frames: int | None = None, style: str = "synthvos"
 ) -> tuple[VideoPlan, np.random.Generator]:
     """The plan of video ``index`` and the generator, positioned to render it."""
+    if style == "wide":
+        return _plan_wide(set_name, index, seed, frames)
+    if style != "synthvos":
+        raise ValueError(f"unknown style {style!r}; expected one of {STYLES}")
     rng = np.random.default_rng([seed, TAGS[set_name], index])
     num_frames = _num_frames(rng, set_name, frames)
     prefix = "synthvos" if seed == synthetic.SYNTHVOS_SEEDS[set_name] else f"synthstyle{seed}"
@@ -345,18 +415,21 @@ def _write_youtube(root: Path, name: str, frames: Iterator[tuple[np.ndarray, np.
 def make_video(job: tuple[str, int, Settings]) -> dict:
     """Render and write one video; return its manifest entry."""
     set_name, index, settings = job
-    plan, rng = plan_video(set_name, index, settings.seed_of(set_name), settings.frames)
-    frames = synthetic.iter_video(
-        rng,
-        synthetic.VideoSpec(plan.num_frames,
+    plan, rng = plan_video(set_name, index, settings.seed_of(set_name), settings.frames, settings.style)
+    spec = synthetic.VideoSpec(plan.num_frames,
         settings.height,
         settings.width,
         len(plan.object_ids),
         appear_at=plan.appear_at,
         object_ids=plan.object_ids,
         events=plan.events,
-        motion_frames=plan.motion_frames),
-    )
+        motion_frames=plan.motion_frames)
+    look = None
+    if settings.style == "wide":
+        scene = wide.sample_wide_scene(rng, spec)
+        frames, look = wide.wide_frames(rng, scene), scene.facts
+    else:
+        frames = synthetic.iter_video(rng, spec)
     presence = _Presence(plan.object_ids)
     writer = _write_youtube if set_name == "yv" else _write_davis
     meta_objects = writer(settings.out / set_name, plan.name, frames, presence)
@@ -371,6 +444,8 @@ def make_video(job: tuple[str, int, Settings]) -> dict:
         "events": dataclasses.asdict(plan.events),
         "timeline": timeline(plan),
     }
+    if look is not None:
+        entry["look"] = look
     if set_name == "yv":
         entry["meta_objects"] = meta_objects
     return entry
@@ -396,11 +471,13 @@ def _finish_set(root: Path, set_name: str, entries: list[dict], settings: Settin
     manifest = {
         "set": set_name,
         "seed": settings.seed_of(set_name),
-        "tag": TAGS[set_name],
+        "tag": WIDE_TAGS[set_name] if settings.style == "wide" else TAGS[set_name],
         "height": settings.height,
         "width": settings.width,
         "videos": entries,
     }
+    if settings.style != "synthvos":
+        manifest = {"style": settings.style, **manifest}
     (root / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
 
 
