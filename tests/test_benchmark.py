@@ -77,3 +77,14 @@ def test_training_benchmark_tiny(tmp_path):
     run(*tiny, "--json", str(out), "--markdown", str(tmp_path / "t.md"), env={NATIVE_BF16_ENV: "0"})
     report = json.loads(out.read_text())
     assert [r["precision"] for r in report["results"]] == ["float32"] and "no native bfloat16" in report["skipped"][0]
+
+
+def test_parallel_evaluation_benchmark_tiny(tmp_path):
+    """One process × 1 thread against torchrun with 2 × 1, on two tiny videos: a row per layout, every frame counted."""
+    out = tmp_path / "p.json"
+    run("scripts/benchmark_eval_parallel.py", "--configs", "lite", "--layouts", "1x1,2x1", "--videos", "2", "--frames", "lite:3",
+        "--sizes", "lite:32x48", "--json", str(out), "--markdown", str(tmp_path / "p.md"))
+    runs = json.loads(out.read_text())["runs"]
+    assert [(r["processes"], r["threads"]) for r in runs] == [(1, 1), (2, 1)]
+    assert all(r["frames"] == 6 and r["command_fps"] > 0 and r["loop_fps"] > 0 for r in runs)
+    assert "| lite | 6 (32x48) | 2 × 1 |" in (tmp_path / "p.md").read_text()

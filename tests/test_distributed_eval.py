@@ -10,11 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from datasets.synthetic import write_youtube
+from datasets.synthetic import VideoSpec, render_video, write_youtube
 from evaluation.distributed import MERGE, Plan, plan_from, shard_arg, split_by_frames
 from tests.test_eval_cli import ROOT, davis_with_lite_checkpoint, run
+from tests.test_youtube_generic import save_frames, save_mask
 from util.errors import UserError
 from util.output_safety import STATE_DIR, is_complete, lock_output, video_lock
 
@@ -193,3 +195,26 @@ def test_killing_a_rank_then_rerunning_completes_the_same_folder(tmp_path):
     rerun = torchrun(*args)
     assert f"skipping {len(published)} complete video(s)" in rerun.stdout
     assert set_aside(out, "rerun") == reference
+
+
+def test_torchrun_generic_video_one_rank_writes_it_and_the_overlay(tmp_path):
+    """One video over two ranks: one rank has nothing to do; the masks are the one-process masks, and the overlay
+    and J&F are written once, after the masks."""
+    frames, masks = render_video(np.random.default_rng(3), VideoSpec(6, 48, 64, 2))
+    save_frames(tmp_path / "clip", frames, ext=".png")
+    save_mask(tmp_path / "masks/00000.png", masks[0])
+    for t, mask in enumerate(masks):
+        save_mask(tmp_path / f"gt/{t:05d}.png", mask)
+    ckpt = tmp_path / "lite.pth"
+    run("scripts/make_random_checkpoint.py", "--out", str(ckpt), "--config", "lite", "--seed", "5", "--qam_activation", "sigmoid")
+    out = tmp_path / "out"
+    args = ["eval_generic.py", "--model", str(ckpt), "--video", str(tmp_path / "clip"), "--masks", str(tmp_path / "masks"),
+            "--gt", str(tmp_path / "gt"), "--output", str(out), "--overlay", *THREADS]
+    run(*args)
+    reference = tree(out)
+    out.rename(tmp_path / "single")
+    proc = torchrun(*args)
+    assert proc.stdout.count("J&F ") == 1 and proc.stdout.count("Overlay: ") == 1
+    got = tree(out)
+    assert {k: v for k, v in got.items() if k.startswith("clip/")} == {k: v for k, v in reference.items() if k.startswith("clip/")}
+    assert sorted(got) == sorted(reference)  # the overlay video and preview too
