@@ -7,6 +7,10 @@ YouTube-VOS server does), J&F averaged over objects; the baseline copies each ob
 annotation forward.
 
     python -m scripts.evidence_synthvos --model saves/qdmn_lite_synth.pth --root data/SynthVOS --out docs/evidence
+    python -m scripts.evidence_synthvos --model saves/qdmn_lite_synth.pth --root '' --heldout data/heldout --name heldout
+
+``--heldout``: the same on clips of the held-out generator (``scripts/make_heldout.py``),
+never trained on.
 """
 
 from __future__ import annotations
@@ -75,75 +79,69 @@ def youtube_jf(yv: Path, pred_root: Path) -> dict[str, float]:
     return {"J&F": (j + f) / 2, "J": j, "F": f, "objects": len(js)}
 
 
+def davis_results(model: str, davis_2017: Path, work: Path, device: list[str]) -> tuple[dict[str, dict], int]:
+    """J&F of the model and of the baseline on a DAVIS 2017 val layout; and the number of videos."""
+    trainval = layouts.davis_folder(davis_2017, "val")
+    names = layouts.davis_image_set(trainval, "2017", "val").read_text().split()
+    run_python(["eval_davis.py", "--model", model, "--davis", str(davis_2017), "--output", str(work / "model"), "--overwrite", *device],
+               ROOT)
+    copy_first_davis(trainval, work / "copy", names)
+    gt = layouts.davis_annotations(trainval)
+    results = {name: run_jf(gt, work / folder, sequences=names, write_csv=False, verbose=False)["global"]
+               for name, folder in (("model", "model"), ("copy first mask", "copy"))}
+    return results, len(names)
+
+
+def youtube_results(model: str, yv: Path, work: Path, device: list[str]) -> dict[str, dict]:
+    """J&F of the model (native size) and of the baseline on a YouTube-VOS valid layout (every frame has ground truth)."""
+    run_python(["eval_youtube.py", "--model", model, "--yv", str(yv), "--output", str(work / "model"), "--size", "-1", "--overwrite",
+                *device], ROOT)
+    copy_first_youtube(yv, work / "copy")
+    return {name: youtube_jf(yv, work / folder) for name, folder in (("model", "model"), ("copy first mask", "copy"))}
+
+
+def davis_rows(label: str, results: dict[str, dict], videos: int) -> list[str]:
+    return [f"| {label} (DAVIS layout, {videos} videos) | {method} | {100 * g['J&F-Mean']:.1f} | {100 * g['J-Mean']:.1f} | "
+            f"{100 * g['F-Mean']:.1f} |" for method, g in results.items()]
+
+
+def youtube_rows(label: str, results: dict[str, dict]) -> list[str]:
+    return [f"| {label} (YouTube layout, {g['objects']} objects) | {method} | {100 * g['J&F']:.1f} | {100 * g['J']:.1f} | "
+            f"{100 * g['F']:.1f} |" for method, g in results.items()]
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True)
-    p.add_argument("--root", default="data/SynthVOS")
+    p.add_argument("--root", default="data/SynthVOS", help="SynthVOS root (scripts/make_synthvos.py); '' to leave it out")
+    p.add_argument("--heldout", default=None,
+                   help="also the held-out generator's clips (scripts/make_heldout.py --out DIR: <DIR>/2017, and <DIR>/yv when written)")
     p.add_argument("--out", default="docs/evidence")
+    p.add_argument("--name", default="synthvos", help="reports in --out: NAME.md and NAME.json")
     p.add_argument("--work", default="outputs/evidence_synthvos")
     p.add_argument("--device", default=None)
     args = p.parse_args(argv)
-    root, work, out = Path(args.root), Path(args.work), Path(args.out)
+    work, out = Path(args.work), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = ["--device", args.device] if args.device else []
-    trainval = layouts.davis_folder(root / "val" / "2017", "val")
-    names = layouts.davis_image_set(trainval, "2017", "val").read_text().split()
-    gt = layouts.davis_annotations(trainval)
-
-    run_python(
-        [
-            "eval_davis.py",
-            "--model",
-            args.model,
-            "--davis",
-            str(root / "val" / "2017"),
-            "--output",
-            str(work / "val_model"),
-            "--overwrite",
-            *device,
-        ],
-        ROOT,
-    )
-    copy_first_davis(trainval, work / "val_copy", names)
-    davis = {
-        name: run_jf(gt, work / folder, sequences=names, write_csv=False, verbose=False)["global"]
-        for name, folder in (("model", "val_model"), ("copy first mask", "val_copy"))
-    }
-    yv = root / "yv"
-    run_python(
-        [
-            "eval_youtube.py",
-            "--model",
-            args.model,
-            "--yv",
-            str(yv),
-            "--output",
-            str(work / "yv_model"),
-            "--size",
-            "-1",
-            "--overwrite",
-            *device,
-        ],
-        ROOT,
-    )
-    copy_first_youtube(yv, work / "yv_copy")
-    youtube = {name: youtube_jf(yv, work / folder) for name, folder in (("model", "yv_model"), ("copy first mask", "yv_copy"))}
-
     lines = ["| set | method | J&F | J | F |", "|---|---|---:|---:|---:|"]
-    for method, g in davis.items():
-        lines.append(
-            f"| SynthVOS val (DAVIS layout, {len(names)} videos) | {method} | {100 * g['J&F-Mean']:.1f} | "
-            f"{100 * g['J-Mean']:.1f} | {100 * g['F-Mean']:.1f} |"
-        )
-    for method, g in youtube.items():
-        lines.append(
-            f"| SynthVOS yv (YouTube layout, {g['objects']} objects) | {method} | {100 * g['J&F']:.1f} | "
-            f"{100 * g['J']:.1f} | {100 * g['F']:.1f} |"
-        )
+    report: dict[str, object] = {"model": args.model}
+    sets = [("SynthVOS val", "SynthVOS yv", Path(args.root), "")] if args.root else []
+    if args.heldout:
+        sets.append(("held-out", "held-out", Path(args.heldout), "heldout_"))
+    for davis_label, youtube_label, root, key in sets:
+        davis_2017 = root / "val" / "2017" if key == "" else root / "2017"
+        davis, videos = davis_results(args.model, davis_2017, work / f"{key}val", device)
+        lines += davis_rows(davis_label, davis, videos)
+        report[f"{key}davis"] = davis
+        if (root / "yv").is_dir():
+            youtube = youtube_results(args.model, root / "yv", work / f"{key}yv", device)
+            lines += youtube_rows(youtube_label, youtube)
+            report[f"{key}youtube"] = youtube
     table = "\n".join(lines) + "\n"
-    (out / "synthvos.md").write_text(table)
-    (out / "synthvos.json").write_text(json.dumps({"davis": davis, "youtube": youtube, "model": args.model}, indent=1))
+    (out / f"{args.name}.md").write_text(table)
+    (out / f"{args.name}.json").write_text(json.dumps(report, indent=1))
     print(table)
 
 

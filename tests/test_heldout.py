@@ -138,3 +138,21 @@ def test_heldout_refuses_foreign_folders(tmp_path):
     assert _make(out, *small).returncode == 0
     assert _make(out, *small).returncode == 2
     assert _make(out, *small, "--overwrite").returncode == 0
+
+
+def test_evidence_script_scores_the_model_and_the_baseline_on_held_out_clips(tmp_path):
+    """scripts/evidence_synthvos.py --heldout: a row per layout and method, the baseline's J&F as the copied masks give it."""
+    from tests.test_eval_cli import run
+
+    data = tmp_path / "heldout"
+    run("scripts/make_heldout.py", "--out", str(data), "--videos", "2", "--frames", "4", "--height", "48", "--width", "64",
+        "--seed", "3", "--youtube")
+    ckpt = tmp_path / "lite.pth"
+    run("scripts/make_random_checkpoint.py", "--out", str(ckpt), "--config", "lite", "--qam_activation", "sigmoid")
+    run("scripts/evidence_synthvos.py", "--model", str(ckpt), "--root", "", "--heldout", str(data), "--out", str(tmp_path / "ev"),
+        "--name", "heldout", "--work", str(tmp_path / "work"), "--device", "cpu")
+    rows = [line for line in (tmp_path / "ev" / "heldout.md").read_text().splitlines() if line.startswith("| held-out")]
+    assert [row.split(" | ")[1] for row in rows] == ["model", "copy first mask"] * 2
+    report = json.loads((tmp_path / "ev" / "heldout.json").read_text())
+    assert set(report) == {"model", "heldout_davis", "heldout_youtube"}
+    assert 0 <= report["heldout_davis"]["copy first mask"]["J&F-Mean"] <= 1
