@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets.synthetic import VideoSpec, render_video, write_youtube
+from datasets.synthetic import VideoSpec, render_video, write_davis2016, write_youtube
 from evaluation.distributed import MERGE, Plan, plan_from, shard_arg, split_by_frames
 from tests.test_eval_cli import ROOT, davis_with_lite_checkpoint, run
 from tests.test_youtube_generic import save_frames, save_mask
@@ -148,6 +148,22 @@ def test_torchrun_youtube_layout_matches_one_process(tmp_path):
     reference = set_aside(out, "single")
     torchrun(*args)
     assert set_aside(out, "torchrun") == reference
+    run(*args, "--shard", "0/2")
+    run(*args, "--shard", "1/2")
+    assert set_aside(out, "shards") == reference
+
+
+def test_torchrun_davis_2016_matches_one_process(tmp_path):
+    write_davis2016(tmp_path, seed=5, num_videos=3, num_frames=4, height=48, width=64)
+    ckpt = tmp_path / "lite.pth"
+    run("scripts/make_random_checkpoint.py", "--out", str(ckpt), "--config", "lite", "--seed", "6", "--qam_activation", "sigmoid")
+    out = tmp_path / "out"
+    args = ["eval_davis_2016.py", "--model", str(ckpt), "--davis", str(tmp_path / "2016"), "--output", str(out), *THREADS]
+    run(*args)
+    reference = tree(out)
+    out.rename(tmp_path / "single")
+    torchrun(*args)
+    assert tree(out) == reference and len(reference) == 12
 
 
 def test_a_failing_rank_leaves_the_others_videos_and_names_its_own(davis, tmp_path):
