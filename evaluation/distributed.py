@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Optional
@@ -197,6 +197,7 @@ class RankRecord:
     finished: float = 0.0
     peak_rss_mib: float = 0.0
     peak_cuda_mib: Optional[float] = None
+    per_video: dict[str, dict] = field(default_factory=dict)  # video -> frames, seconds, admitted, evicted, peak memory frames
 
     @classmethod
     def start(cls, plan: Plan, device: torch.device, threads: int) -> RankRecord:
@@ -252,7 +253,8 @@ def parallel_summary(records: Sequence[RankRecord], total_videos: int) -> dict[s
         "frames": frames,
         "wall_seconds": wall,
         "fps": frames / wall if wall > 0 else 0.0,
-        "processes": [r.__dict__ for r in records],
+        "processes": [{k: v for k, v in r.__dict__.items() if k != "per_video"} for r in records],
+        "per_video": {name: stats for r in records for name, stats in r.per_video.items()},
     }
 
 

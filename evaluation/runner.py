@@ -17,7 +17,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -206,11 +206,23 @@ def probabilities_to_labels(prob: torch.Tensor, size: tuple[int, int], labels: t
 
 
 @dataclass
+class VideoStats:
+    """One video: frames written, seconds, the memory's admissions and evictions, most frames read from memory."""
+
+    frames: int = 0
+    seconds: float = 0.0
+    admitted: int = 0
+    evicted: int = 0
+    peak_memory_frames: int = 0
+
+
+@dataclass
 class RunStats:
     videos: int = 0
     frames: int = 0
     seconds: float = 0.0
     peak_memory_frames: int = 0  # most frames read from memory for one query (temporary frame included)
+    per_video: dict[str, VideoStats] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
@@ -234,6 +246,7 @@ def propagate(
     """
     core = InferenceCore(network, memory, device, amp=amp)
     labels = torch.zeros(1, dtype=torch.uint8, device=device)
+    this = VideoStats()
     start = video.first_annotated  # propagating before the first annotation is useless
     for item in prefetch((item for item in video.items() if item.index >= start), prefetch_depth):
         if item.annotation is None:
@@ -241,12 +254,16 @@ def propagate(
         else:
             prob = core.step(item.image, item.annotation.masks, item.annotation.object_ids, frame=item.index)
             labels = torch.tensor([0, *core.object_ids], dtype=torch.uint8, device=device)
-        if stats is not None:
-            stats.peak_memory_frames = max(stats.peak_memory_frames, len(core.store) + (core.temporary is not None))
+        this.peak_memory_frames = max(this.peak_memory_frames, len(core.store) + (core.temporary is not None))
         ids = probabilities_to_labels(prob, item.size, labels).cpu().numpy()
         if on_frame is not None:
             on_frame(video, item.index, ids, core)
         yield item.index, ids
+    if stats is not None:
+        this.admitted = sum(d.admitted for _, d in core.decisions)
+        this.evicted = sum(d.evicted is not None for _, d in core.decisions)
+        stats.peak_memory_frames = max(stats.peak_memory_frames, this.peak_memory_frames)
+        stats.per_video[video.name] = this
 
 
 def write_palette(path: Path, ids: np.ndarray, video: VideoSource) -> None:
@@ -362,8 +379,11 @@ def segment_one(
         on_progress(t)
     io.flush()
     publish(output, video.name, partial, written)
+    seconds = time.perf_counter() - start
     stats.videos += 1
-    stats.seconds += time.perf_counter() - start
+    stats.seconds += seconds
+    if video.name in stats.per_video:
+        stats.per_video[video.name].frames, stats.per_video[video.name].seconds = written, seconds
 
 
 def write_mask(writer: MaskWriter, path: Path, ids: np.ndarray, video: VideoSource) -> None:
@@ -542,6 +562,7 @@ class ParallelRun:
 
     def record_end(self, record: RankRecord) -> None:
         record.videos, record.frames, record.seconds = self.stats.videos, self.stats.frames, self.stats.seconds
+        record.per_video = {name: asdict(v) for name, v in self.stats.per_video.items()}
         record.finished = time.time()
         record.peak_rss_mib = peak_rss_mib()
         record.peak_cuda_mib = peak_cuda_mib(self.device)
@@ -611,6 +632,7 @@ def summary(stats: RunStats, output: Path) -> dict[str, object]:
         "peak_memory_frames": stats.peak_memory_frames,
         "peak_rss_mib": peak_rss_mib(),
         "output": str(output),
+        "per_video": {name: asdict(v) for name, v in stats.per_video.items()},
     }
 
 

@@ -1,8 +1,9 @@
 """The memory claim: the quality-aware dynamic memory against three baselines.
 
 Runs ``eval_davis.py`` once per memory policy on a long-video set and reports J&F,
-peak memory frames, peak resident memory and FPS, plus a plot of J&F over time for one
-sequence. Policies: ``qdmn`` (the paper), ``every`` (every 5th frame, unbounded, as
+peak memory frames, peak resident memory and FPS over the set, then per video: J&F,
+frames the memory admitted and peak memory frames, and a plot of J&F over time for
+every video. Policies: ``qdmn`` (the paper), ``every`` (every 5th frame, unbounded, as
 STCN), ``fifo`` (the latest admitted frames at the same capacity), ``first_prev``
 (annotated frame + previous frame only).
 
@@ -43,6 +44,7 @@ def run_policy(policy: str, args: argparse.Namespace, out: Path) -> dict:
         "fps": stats["fps"],
         "peak_memory_frames": stats["peak_memory_frames"],
         "peak_rss_mib": stats["peak_rss_mib"],
+        "per_video": {name: {"J&F": jf["sequences"][name]["J&F"], **video} for name, video in stats["per_video"].items()},
     }
 
 
@@ -56,24 +58,43 @@ def jf_over_time(gt_dir: Path, pred_dir: Path) -> np.ndarray:
     return np.mean(per_object, axis=0)
 
 
-def plot(curves: dict[str, np.ndarray], path: Path, title: str, window: int = 15) -> None:
+def plot(curves: dict[str, dict[str, np.ndarray]], path: Path, window: int = 15) -> None:
+    """J&F over time, one panel per video (``curves[video][policy]``), moving mean of ``window`` frames."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 3.5), dpi=120)
+    columns = min(3, len(curves))
+    rows = (len(curves) + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 2.6 * rows), dpi=110, squeeze=False)
     kernel = np.ones(window) / window
-    for policy, curve in curves.items():
-        ax.plot(np.arange(1, len(curve) + 1)[window - 1 :], np.convolve(curve, kernel, mode="valid"), label=policy, linewidth=1.2)
-    ax.set_xlabel("frame")
-    ax.set_ylabel(f"J&F (moving mean of {window})")
-    ax.set_ylim(0, 1)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
+    for ax, (video, by_policy) in zip(axes.flat, curves.items()):
+        for policy, curve in by_policy.items():
+            smooth = np.convolve(curve, kernel, mode="valid") if len(curve) >= window else curve
+            ax.plot(np.arange(len(curve) - len(smooth) + 1, len(curve) + 1), smooth, label=policy, linewidth=1.0)
+        ax.set_title(f"{video} ({len(next(iter(by_policy.values()))) + 2} frames)", fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(curves):]:
+        ax.axis("off")
+    axes.flat[0].set_ylabel(f"J&F (moving mean of {window})", fontsize=8)
+    axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def per_video_table(rows: list[dict]) -> str:
+    """J&F, admitted frames and peak memory frames of every video under every policy."""
+    policies = [r["policy"] for r in rows]
+    header = "| video | frames | " + " | ".join(f"{p}: J&F / admitted / peak memory" for p in policies) + " |"
+    lines = [header, "|---|---:|" + "---:|" * len(policies)]
+    for video in rows[0]["per_video"]:
+        cells = [f"{100 * r['per_video'][video]['J&F']:.1f} / {r['per_video'][video]['admitted']} / "
+                 f"{r['per_video'][video]['peak_memory_frames']}" for r in rows]
+        lines.append(f"| {video} | {rows[0]['per_video'][video]['frames']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 @exit_on_user_error
@@ -84,7 +105,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="docs/evidence")
     p.add_argument("--work", default="outputs/evidence_memory", help="where the masks go")
     p.add_argument("--policies", default=",".join(POLICIES))
-    p.add_argument("--plot_sequence", default=None, help="sequence for the J&F-over-time plot (default: the first)")
     p.add_argument("--device", default=None)
     args = p.parse_args(argv)
     work, out = Path(args.work), Path(args.out)
@@ -98,15 +118,15 @@ def main(argv: list[str] | None = None) -> None:
     trainval = layouts.davis_folder(args.davis, "val")
     gt_root = layouts.davis_annotations(trainval)
     names = layouts.davis_image_set(trainval, "2017", "val").read_text().split()
-    sequence = args.plot_sequence or names[0]
-    curves = {r["policy"]: jf_over_time(gt_root / sequence, work / r["policy"] / sequence) for r in rows}
-    plot(curves, out / "memory_jf_over_time.png", f"J&F over time on {sequence} ({len(curves[rows[0]['policy']]) + 2} frames)")
+    curves = {name: {r["policy"]: jf_over_time(gt_root / name, work / r["policy"] / name) for r in rows} for name in names}
+    plot(curves, out / "memory_jf_over_time.png")
     lines = ["| policy | J&F | J | F | peak memory frames | peak RSS (MiB) | FPS |", "|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(
             f"| {r['policy']} | {100 * r['J&F']:.1f} | {100 * r['J']:.1f} | {100 * r['F']:.1f} | {r['peak_memory_frames']} | "
             f"{r['peak_rss_mib']:.0f} | {r['fps']:.2f} |"
         )
+    lines += ["", per_video_table(rows)]
     table = "\n".join(lines) + "\n"
     (out / "memory.md").write_text(table)
     (out / "memory.json").write_text(json.dumps(rows, indent=1))

@@ -121,8 +121,10 @@ def test_torchrun_and_shards_write_what_one_process_writes_davis(davis, tmp_path
     run(*args)
     reference = set_aside(out, "single")
 
-    proc = torchrun(*args)
+    proc = torchrun(*args, "--stats_json", str(tmp_path / "stats.json"))
     assert "rank 0/2" in proc.stdout and "rank 1/2" in proc.stdout and "Submission archive" in proc.stdout
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["frames"] == 8 + 6 + 5 + 3 + 2 and len(stats["processes"]) == 2 and len(stats["per_video"]) == 5
     assert set_aside(out, "torchrun") == reference
     records = [json.loads(p.read_text()) for p in sorted((tmp_path / "torchrun" / STATE_DIR / "ranks").glob("*.json"))]
     assert [r["rank"] for r in records] == [0, 1] and sum(r["videos"] for r in records) == 5

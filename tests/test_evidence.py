@@ -1,0 +1,26 @@
+"""The evidence scripts run end to end at a tiny size and report what they say they report."""
+
+import json
+
+from tests.test_eval_cli import davis_with_lite_checkpoint, run
+
+
+def test_memory_evidence_reports_every_policy_on_every_video(tmp_path):
+    root, ckpt = davis_with_lite_checkpoint(tmp_path / "data", 4, 2, 16, 48, 64)
+    out = tmp_path / "evidence"
+    run("scripts/evidence_memory.py", "--model", str(ckpt), "--davis", str(root / "2017"), "--out", str(out),
+        "--work", str(tmp_path / "work"), "--device", "cpu")
+    rows = json.loads((out / "memory.json").read_text())
+    assert [r["policy"] for r in rows] == ["qdmn", "every", "fifo", "first_prev"]
+    videos = (root / "2017/trainval/ImageSets/2017/val.txt").read_text().split()
+    for r in rows:
+        assert sorted(r["per_video"]) == sorted(videos)
+        assert all(v["frames"] == 16 and 0 <= v["J&F"] <= 1 and v["admitted"] >= 0 for v in r["per_video"].values())
+    every = {v: rows[1]["per_video"][v] for v in videos}
+    # frames 5 and 10 of 0..15 (every 5th; a frame is judged when the next one is segmented, so 15 never is)
+    assert all(v["admitted"] == 2 and v["evicted"] == 0 and v["peak_memory_frames"] == 4 for v in every.values())
+    first_prev = {v: rows[3]["per_video"][v] for v in videos}
+    assert all(v["peak_memory_frames"] <= 2 for v in first_prev.values())  # annotated + previous frame
+    table = (out / "memory.md").read_text()
+    assert all(f"| {v} | 16 |" in table for v in videos)
+    assert (out / "memory_jf_over_time.png").stat().st_size > 0
