@@ -281,6 +281,8 @@ MERGE_HINT = "run the shards that did not finish (or the command without --shard
 
 
 def incomplete_message(names: Sequence[str], hint: str = RERUN_HINT, limit: int = 20) -> str:
+    if not names:
+        return "every video is complete, but the run stopped before its summary, zip or J&F; rerun the same command to write them"
     shown = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
     return f"{len(names)} video(s) not complete: {shown}; {hint}"
 

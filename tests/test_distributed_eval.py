@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from datasets.synthetic import VideoSpec, render_video, write_davis2016, write_youtube
-from evaluation.distributed import MERGE, Plan, plan_from, shard_arg, split_by_frames
+from evaluation.distributed import MERGE, Plan, incomplete_message, plan_from, shard_arg, split_by_frames
 from tests.test_eval_cli import ROOT, davis_with_lite_checkpoint, run
 from tests.test_youtube_generic import save_frames, save_mask
 from util.errors import UserError
@@ -43,6 +43,12 @@ def test_shard_argument_and_plan():
     assert plan_from(None) == Plan()
     assert plan_from("1/3") == Plan("shard", 1, 3)
     assert plan_from("0/1") == Plan()
+
+
+def test_incomplete_message_names_the_videos_or_says_only_the_finish_is_missing():
+    assert incomplete_message(["a", "b"]).startswith("2 video(s) not complete: a, b; rerun the same command")
+    assert "and 5 more" in incomplete_message([str(i) for i in range(25)])
+    assert incomplete_message([]).startswith("every video is complete, but the run stopped before its summary")
 
 
 def test_plan_under_torchrun(monkeypatch):
