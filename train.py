@@ -28,7 +28,7 @@ from datasets.sampling import ResumableSampler, SeededDataset
 from datasets.training_data import StageData, stage_data
 from model.checkpoint import checkpoint_config, read_network_file, read_training_checkpoint, safe_load
 from model.config import PRESETS, ModelConfig
-from model.model import QDMNTrainer, load_network_into
+from model.model import QDMNTrainer, load_network_into, use_channels_last
 from model.network import QDMN
 from model.resnet import find_imagenet_weights
 from training.config import TrainConfig
@@ -297,8 +297,11 @@ def train(opts: TrainConfig, env: DistEnv, config: ModelConfig, data: StageData,
     amp = amp_dtype(env.device) if effective_amp(env.device, opts.amp, opts.force_amp) else None
     if amp is not None:
         log(f"mixed precision: {str(amp).removeprefix('torch.')} autocast" + (" with loss scaling" if amp == torch.float16 else ""))
+    channels_last = use_channels_last(opts.memory_format, amp is not None)
+    log(f"memory format: {'channels_last' if channels_last else 'contiguous (NCHW)'}")
     trainer = QDMNTrainer(
-        net, opts.lr, opts.steps, opts.gamma, env.device, env.world_size, logger, save_path, opts.debug, amp_dtype=amp
+        net, opts.lr, opts.steps, opts.gamma, env.device, env.world_size, logger, save_path, opts.debug, amp_dtype=amp,
+        channels_last=channels_last,
     )
     start_it = 0
     if resume is not None:

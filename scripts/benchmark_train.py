@@ -45,6 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--iterations", type=int, default=6, help="timed iterations, after --warmup")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
     p.add_argument("--precisions", default="float32,amp", help="float32, amp or both")
+    p.add_argument("--memory_formats", default="auto",
+                   help="comma-separated: auto (train.py's default: channels_last with --amp), channels_last, contiguous")
     p.add_argument("--device", default=None, help="cpu, cuda... (default: cuda when available)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the CPUs this process may use)")
     p.add_argument("--data_height", type=int, default=480, help="height of the generated videos (480p, as DAVIS)")
@@ -55,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)  # internal: data folder
     p.add_argument("--config", default=None, help=argparse.SUPPRESS)  # internal: one configuration
     p.add_argument("--amp", action="store_true", help=argparse.SUPPRESS)  # internal: one precision
+    p.add_argument("--memory_format", default="auto", help=argparse.SUPPRESS)  # internal: one layout
     return p.parse_args(argv)
 
 
@@ -72,7 +75,7 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
 
     from datasets.sampling import ResumableSampler, SeededDataset
     from datasets.training_data import vos_data
-    from model.model import QDMNTrainer
+    from model.model import QDMNTrainer, use_channels_last
     from model.network import QDMN
     from util.hardware import amp_dtype, cpu_description, resolve_device, set_threads
     from util.profiling import StageTimer, peak_rss_mib
@@ -82,7 +85,8 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     net = QDMN(PRESETS[args.config], top_k=None).to(device)
     amp = amp_dtype(device) if args.amp else None
-    trainer = QDMNTrainer(net, 2e-5, [10**6], 0.1, device, amp_dtype=amp)
+    channels_last = use_channels_last(args.memory_format, amp is not None)
+    trainer = QDMNTrainer(net, 2e-5, [10**6], 0.1, device, amp_dtype=amp, channels_last=channels_last)
     timer = StageTimer(device)
     stages = vos_data(data / "YouTube", data, args.size, use_subset=False, log=lambda _: None)
     sampler = ResumableSampler(stages.dataset, 1, 0, seed=0)
@@ -111,6 +115,7 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
     return {
         "config": args.config,
         "precision": str(amp).removeprefix("torch.") if amp else "float32",
+        "memory_format": "channels_last" if channels_last else "contiguous",
         "batch": args.batch,
         "size": args.size,
         "iterations": args.iterations,
@@ -125,8 +130,8 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
     }
 
 
-def run_child(data: Path, args: argparse.Namespace, config: str, amp: bool) -> dict:
-    argv = [sys.executable, "-m", "scripts.benchmark_train", "--child", str(data), "--config", config]
+def run_child(data: Path, args: argparse.Namespace, config: str, amp: bool, memory_format: str) -> dict:
+    argv = [sys.executable, "-m", "scripts.benchmark_train", "--child", str(data), "--config", config, "--memory_format", memory_format]
     argv += ["--batch", str(args.batch), "--size", str(args.size)]
     argv += ["--iterations", str(args.iterations), "--warmup", str(args.warmup), "--workers", str(args.workers)]
     argv += ["--amp"] if amp else []
@@ -141,15 +146,20 @@ def run_child(data: Path, args: argparse.Namespace, config: str, amp: bool) -> d
 def markdown(results: list[dict], skipped: list[str]) -> str:
     first = results[0] if results else {}
     lines = [f"**Training step, {first.get('device', '?')} ({first.get('device_name', '?')}, {first.get('threads', '?')} threads)**", ""]
-    lines.append("| config | precision | batch | crop | it/s | speed-up | peak RSS (MiB) | peak CUDA (MiB) | "
+    lines.append("| config | precision | layout | batch | crop | it/s | speed-up | peak RSS (MiB) | peak CUDA (MiB) | "
                  + " | ".join(f"{p} (s/it)" for p in PARTS) + " |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(PARTS))
-    base = {r["config"]: r["it_per_s"] for r in results if r["precision"] == "float32"}
+    lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(PARTS))
+    # the speed-up is against float32 in the official code's layout (contiguous) when measured, else any float32 row
+    base: dict[str, float] = {}
+    for r in sorted(results, key=lambda r: r.get("memory_format") != "contiguous"):
+        if r["precision"] == "float32":
+            base.setdefault(r["config"], r["it_per_s"])
     for r in results:
         speedup = f"{r['it_per_s'] / base[r['config']]:.2f}×" if r["config"] in base else "–"
         cuda = f"{r['peak_cuda_mib']:.0f}" if r.get("peak_cuda_mib") else "–"
         parts = " | ".join(f"{r['parts_s_per_it'][p]:.3f}" for p in PARTS)
-        lines.append(f"| {r['config']} | {r['precision']} | {r['batch']} | {r['size']} | {r['it_per_s']:.3f} | {speedup} | "
+        lines.append(f"| {r['config']} | {r['precision']} | {r.get('memory_format', 'contiguous')} | {r['batch']} | {r['size']} | "
+                     f"{r['it_per_s']:.3f} | {speedup} | "
                      f"{r['peak_rss_mib']:.0f} | {cuda} | {parts} |")
     lines += ["", *[f"* {s}" for s in skipped]] if skipped else []
     return "\n".join(lines) + "\n"
@@ -163,6 +173,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     configs = [c for c in args.configs.split(",") if c]
     precisions = [p for p in args.precisions.split(",") if p]
+    formats = [f for f in args.memory_formats.split(",") if f]
+    if not formats or any(f not in ("auto", "channels_last", "contiguous") for f in formats):
+        raise UserError("--memory_formats: auto, channels_last, contiguous")
     if not configs or any(c not in PRESETS for c in configs):
         raise UserError(f"--configs: choose from {sorted(PRESETS)}")
     if not precisions or any(p not in ("float32", "amp") for p in precisions):
@@ -182,9 +195,10 @@ def main(argv: list[str] | None = None) -> None:
                     skipped.append(f"{config} --amp: skipped, this CPU has no native bfloat16 ({torch_cpu_capability()}); "
                                    "train.py --amp runs float32 here")
                     continue
-                print(f"measuring {config} {precision} ...", file=sys.stderr)
-                results.append(run_child(data, args, config, amp))
-    report = {"args": {k: v for k, v in vars(args).items() if k not in ("child", "config", "amp")}, "results": results,
+                for memory_format in formats:
+                    print(f"measuring {config} {precision} {memory_format} ...", file=sys.stderr)
+                    results.append(run_child(data, args, config, amp, memory_format))
+    report = {"args": {k: v for k, v in vars(args).items() if k not in ("child", "config", "amp", "memory_format")}, "results": results,
               "skipped": skipped, "torch": torch.__version__}
     table = markdown(results, skipped)
     write_report(report, args.json, table, args.markdown)

@@ -33,6 +33,7 @@ class TrainConfig:
     seed: int
     amp: bool
     force_amp: bool
+    memory_format: str
     device: str
     model_config: Optional[str]
     qam_activation: Optional[str]

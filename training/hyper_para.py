@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from model.config import PRESETS, QAM_ACTIVATIONS
+from model.model import MEMORY_FORMATS
 from util.arg_types import non_negative_int, plain_name, positive_float, positive_int
 
 # stage: (batch size per GPU, iterations, LR decay steps) of the official code (2 GPUs).
@@ -62,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--amp", action="store_true",
                        help="mixed precision: float16 + loss scaling on CUDA; bfloat16 on a CPU with native bfloat16 (else float32)")
     train.add_argument("--force_amp", action="store_true", help="with --amp: bfloat16 even on a CPU without native bfloat16 (slow)")
+    train.add_argument("--memory_format", choices=MEMORY_FORMATS, default="auto",
+                       help="layout of the network's tensors: channels_last (NHWC) or contiguous (NCHW, the official code's); "
+                       "auto: channels_last with --amp, where it was measured 1.45-1.76x faster (docs/TRAINING.md), else contiguous")
     train.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK when CUDA is available, else cpu), cpu, cuda or cuda:N")
 
     model = p.add_argument_group("model")
