@@ -20,6 +20,7 @@ S2F_IT=${S2F_IT:-1200}  # stage 2 on whole frames
 WIDE_VIDEOS=${WIDE_VIDEOS:-150}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}  # 2 threads collapse when anything else runs on a 2-core machine: keep it quiet
 THREADS=${THREADS:-$OMP_NUM_THREADS}  # network threads (train.py would give the data worker one of the 2 cores: it is mostly idle)
+AMP=${AMP:---amp}  # bfloat16 + channels_last where the CPU has native bfloat16 (3-4x float32, docs/TRAINING.md); AMP= for float32
 
 latest() { ls -t $1 2>/dev/null | head -n 1 || true; }
 
@@ -29,13 +30,13 @@ train() {
     local id=$1 final=$2; shift 2
     if [ -n "$(latest "saves/*_$id/*_${id}_$final.pth")" ]; then echo "$id: done"; return; fi
     local ckpt; ckpt=$(latest "saves/*_$id/*_${id}_checkpoint.pth")
-    if [ -z "$ckpt" ]; then python train.py --id "$id" --threads "$THREADS" "$@"; return; fi
+    if [ -z "$ckpt" ]; then python train.py --id "$id" --threads "$THREADS" $AMP "$@"; return; fi
     local args=() skip=0
     for a in "$@"; do  # drop --load_network X, --mirror_init, --model_config X: the checkpoint has them
         if [ "$skip" = 1 ]; then skip=0; continue; fi
         case "$a" in --load_network|--model_config) skip=1 ;; --mirror_init) ;; *) args+=("$a") ;; esac
     done
-    python train.py --id "$id" --threads "$THREADS" --load_model "$ckpt" "${args[@]}"
+    python train.py --id "$id" --threads "$THREADS" $AMP --load_model "$ckpt" "${args[@]}"
 }
 
 [ -d "$ROOT/static" ] || python -m scripts.make_synthetic --out "$ROOT/static" --layout static --seed 100 --videos 20 --images 40 \
