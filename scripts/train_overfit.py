@@ -27,7 +27,7 @@ import torch
 from datasets.synthetic import VideoSpec, assert_not_synthvos_seed, render_video
 from model.config import PRESETS
 from model.losses import object_ious
-from model.model import QDMNTrainer
+from model.model import MEMORY_FORMATS, QDMNTrainer, use_channels_last
 from model.network import QDMN
 from util.hardware import set_threads
 from util.image_io import normalize_image
@@ -92,7 +92,9 @@ def overfit(args: argparse.Namespace, amp_dtype: torch.dtype | None, label: str)
     single = args.stage == 0
     config = PRESETS[args.model_config].with_(qam_activation="sigmoid", single_object=single)
     data = make_clips(args.clips, args.size, args.seed, single)
-    trainer = QDMNTrainer(QDMN(config, top_k=None), args.lr, args.steps, 0.1, torch.device("cpu"), amp_dtype=amp_dtype)
+    channels_last = use_channels_last(args.memory_format, amp_dtype is not None)
+    trainer = QDMNTrainer(QDMN(config, top_k=None), args.lr, args.steps, 0.1, torch.device("cpu"), amp_dtype=amp_dtype,
+                          channels_last=channels_last)
     trainer.report_interval = trainer.image_interval = 10**9
     start = time.time()
     print(f"[{label}] before: {evaluate(trainer, data)}", flush=True)
@@ -143,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--target", type=float, default=0.9, help="exit 1 when the final mean IoU is below this")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast, as train.py --amp on a CPU")
+    p.add_argument("--memory_format", choices=MEMORY_FORMATS, default="auto", help="as train.py: auto is channels_last with --amp")
     p.add_argument("--compare_amp", type=Path, default=None,
                    help="train twice (float32, then --amp) from the same start; plot both loss curves into this PNG and a JSON beside it")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the CPUs this process may use)")
