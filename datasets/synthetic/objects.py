@@ -101,10 +101,11 @@ def sample_object(
 
 
 def _visible_enough(
-    objects: Sequence[SyntheticObject], height: int, width: int
+    objects: Sequence[SyntheticObject], height: int, width: int, min_area: float | None = None
 ) -> bool:
-    """Whether every object is clearly visible on the frame where it appears."""
-    min_area = max(4.0, 0.002 * height * width)
+    """Whether every object is clearly visible on the frame where it appears: at least ``min_area`` pixels
+    (default: 0.2 % of the frame, at least 4) of which a share is not covered by the objects above it."""
+    min_area = max(4.0, 0.002 * height * width) if min_area is None else min_area
     for index, obj in enumerate(objects):
         t = obj.trajectory.appear_at
         own = _object_alpha(obj, t, height, width) > 0.5

@@ -36,9 +36,10 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-from datasets.synthetic.constants import _MIN_VISIBLE_FRACTION, _SAMPLE_TRIES, _SHAPE_EXTENT, TEXTURE_KINDS, Pose
+from datasets.synthetic.constants import _SAMPLE_TRIES, _SHAPE_EXTENT, TEXTURE_KINDS, Pose
 from datasets.synthetic.events import _alpha_radius, _drift_texture, _flicker, _occluder
-from datasets.synthetic.render import _add_noise, _object_alpha, _shift_hue, render_scene_frame
+from datasets.synthetic.objects import _visible_enough
+from datasets.synthetic.render import _add_noise, _shift_hue, render_scene_frame
 from datasets.synthetic.scene import HardEvents, PathTrajectory, Scene, SyntheticObject, VideoSpec, _plateau
 from datasets.synthetic.textures import _hsv_colour, _smooth_noise, make_shape, make_texture
 from datasets.synthetic.video import _check_events, _check_positive, _video_arguments
@@ -477,20 +478,7 @@ def _start_point(rng: np.random.Generator, body: _Body, height: int, width: int)
 
 def _visible(objects: Sequence[SyntheticObject], height: int, width: int) -> bool:
     """Every object shows at least 40 % of its in-frame area (and 2 pixels) where it appears."""
-    for index, obj in enumerate(objects):
-        t = obj.trajectory.appear_at
-        own = _object_alpha(obj, t, height, width) > 0.5
-        area = int(own.sum())
-        if area < 2:
-            return False
-        covered = np.zeros_like(own)
-        for above in objects[index + 1 :]:
-            alpha = _object_alpha(above, t, height, width)
-            if alpha is not None:
-                covered |= alpha > 0.5
-        if (own & ~covered).sum() < _MIN_VISIBLE_FRACTION * area:
-            return False
-    return True
+    return _visible_enough(objects, height, width, min_area=2)
 
 
 def _place(rng: np.random.Generator, look: WideLook, body: _Body, camera: Camera, appear_at: int, num_frames: int,
