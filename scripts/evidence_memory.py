@@ -8,6 +8,9 @@ STCN), ``fifo`` (the latest admitted frames at the same capacity), ``first_prev`
 (annotated frame + previous frame only).
 
     python -m scripts.evidence_memory --model saves/qdmn_lite_synth.pth --davis data/SynthVOS/long/2017 --out docs/evidence
+
+``--jobs N`` runs N policies at once, each with an equal share of this machine's CPUs
+(``--threads``); their FPS are then measured side by side, not alone.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +26,7 @@ import numpy as np
 from datasets import layouts
 from model.memory_policy import POLICIES
 from util.errors import exit_on_user_error, run_python
+from util.hardware import available_cpus
 from util.metrics import db_eval_boundary_batch, db_eval_iou_batch, read_mask
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +38,8 @@ def run_policy(policy: str, args: argparse.Namespace, out: Path) -> dict:
            "--evaluate", "--json", str(out / f"{policy}.json"), "--stats_json", str(out / f"{policy}_stats.json"), "--overwrite"]
     if args.device:
         cmd += ["--device", args.device]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
     run_python(cmd, ROOT)
     jf = json.loads((out / f"{policy}.json").read_text())
     stats = json.loads((out / f"{policy}_stats.json").read_text())
@@ -106,15 +113,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--work", default="outputs/evidence_memory", help="where the masks go")
     p.add_argument("--policies", default=",".join(POLICIES))
     p.add_argument("--device", default=None)
+    p.add_argument("--jobs", type=int, default=1, help="policies evaluated at once, each on an equal share of the CPUs")
     args = p.parse_args(argv)
+    args.threads = max(1, available_cpus() // args.jobs) if args.jobs > 1 else None
     work, out = Path(args.work), Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for policy in args.policies.split(","):
+    def run_one(policy: str) -> dict:
         print(f"policy {policy} ...", flush=True)
-        rows.append(run_policy(policy, args, work))
-        print(rows[-1], flush=True)
+        row = run_policy(policy, args, work)
+        print({k: v for k, v in row.items() if k != "per_video"}, flush=True)
+        return row
+
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        rows = list(pool.map(run_one, args.policies.split(",")))
     trainval = layouts.davis_folder(args.davis, "val")
     gt_root = layouts.davis_annotations(trainval)
     names = layouts.davis_image_set(trainval, "2017", "val").read_text().split()
