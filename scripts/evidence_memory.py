@@ -25,6 +25,7 @@ import numpy as np
 
 from datasets import layouts
 from model.memory_policy import POLICIES
+from util.arg_types import positive_int
 from util.errors import exit_on_user_error, run_python
 from util.hardware import available_cpus
 from util.metrics import db_eval_boundary_batch, db_eval_iou_batch, read_mask
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--work", default="outputs/evidence_memory", help="where the masks go")
     p.add_argument("--policies", default=",".join(POLICIES))
     p.add_argument("--device", default=None)
-    p.add_argument("--jobs", type=int, default=1, help="policies evaluated at once, each on an equal share of the CPUs")
+    p.add_argument("--jobs", type=positive_int, default=1, help="policies evaluated at once, each on an equal share of the CPUs")
     args = p.parse_args(argv)
     args.threads = max(1, available_cpus() // args.jobs) if args.jobs > 1 else None
     work, out = Path(args.work), Path(args.out)
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         print({k: v for k, v in row.items() if k != "per_video"}, flush=True)
         return row
 
-    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+    with ThreadPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(run_one, args.policies.split(",")))
     trainval = layouts.davis_folder(args.davis, "val")
     gt_root = layouts.davis_annotations(trainval)

@@ -4,7 +4,7 @@
 # 100 and 500; SynthVOS uses 2022-2024): stage 0 on static images, stage 2 on
 # SynthVOS-style videos at 192 px crops, then on whole 240x432 frames (the shape of the
 # evaluation frames); exported as float16 weights. This is the shipped model's recipe.
-# FT_IT=N adds an experiment that did not beat it (README, "The demonstration model"),
+# FT_IT=N adds an experiment that did not beat it (README, "Attempts at a stronger model"),
 # written to saves/qdmn_lite_synth_ft.pth:
 # N iterations of fine-tuning on whole frames with --amp, on SynthVOS-style videos (the
 # DAVIS part, sampled 5x as in the official stage 2) and videos of the wide preset (the
