@@ -301,8 +301,10 @@ def train(opts: TrainConfig, env: DistEnv, config: ModelConfig, data: StageData,
     log(f"memory format: {'channels_last' if channels_last else 'contiguous (NCHW)'}")
     trainer = QDMNTrainer(
         net, opts.lr, opts.steps, opts.gamma, env.device, env.world_size, logger, save_path, opts.debug, amp_dtype=amp,
-        channels_last=channels_last,
+        channels_last=channels_last, train_bn=opts.train_bn,
     )
+    if opts.train_bn:
+        log("batch norm learns its statistics (--train_bn)")
     start_it = 0
     if resume is not None:
         trainer.load_training_state(resume, opts.load_model)

@@ -3,8 +3,11 @@
 :class:`ClipForward` is the whole forward pass of one training iteration as a single
 module, so that DistributedDataParallel sees exactly one forward per backward.
 :class:`QDMNTrainer` owns the optimiser, the LR schedule, the logging window and the
-checkpoint files. The network always runs in eval mode: batch-norm statistics stay
-frozen in every stage (their affine parameters still learn), as in the official code.
+checkpoint files. The network runs in eval mode: batch-norm statistics stay frozen in
+every stage (their affine parameters still learn), as in the official code, which starts
+from ImageNet statistics. ``train_bn`` (``train.py --train_bn``) lets batch norm learn
+its statistics instead, for training from random weights, whose frozen statistics would
+stay at mean 0 and variance 1, i.e. no normalisation at all.
 """
 
 from __future__ import annotations
@@ -184,8 +187,11 @@ class QDMNTrainer:
         start_warm: int = START_WARM,
         amp_dtype: Optional[torch.dtype] = None,
         channels_last: bool = False,
+        train_bn: bool = False,
     ):
         self.net = net
+        self.train_bn = train_bn
+        self.batch_norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         if channels_last:  # parameters change layout in place, before the optimiser and DDP see them
             net.to(memory_format=torch.channels_last)
         # Mixed precision: autocast in the forward pass; losses, the QAM's target IoU and the
@@ -214,9 +220,32 @@ class QDMNTrainer:
         self.train()
 
     def train(self) -> QDMNTrainer:
-        """Training mode with frozen batch norm: the network itself stays in eval mode."""
+        """Training mode: the network stays in eval mode (frozen batch norm), its batch norms
+        excepted with ``train_bn`` (batch statistics, running averages updated)."""
         self.model.eval()
+        if self.train_bn:
+            for bn in self.batch_norms:
+                bn.train()
         return self
+
+    def _batch_norm_statistics(self) -> list[torch.Tensor]:
+        return [b for bn in self.batch_norms for b in bn.buffers()]
+
+    def _settle_batch_norm_statistics(self, before: Optional[list[torch.Tensor]], skipped: Optional[str]) -> None:
+        """With ``train_bn``: a skipped step leaves the running statistics as they were (a
+        non-finite forward would poison them); otherwise the ranks average them, so every
+        rank holds the same network and the saved statistics reflect every rank's data."""
+        if before is None:
+            return
+        buffers = self._batch_norm_statistics()
+        if skipped is not None:
+            for buffer, old in zip(buffers, before):
+                buffer.copy_(old)
+        elif self.world_size > 1:
+            for buffer in buffers:
+                if buffer.is_floating_point():
+                    dist.all_reduce(buffer)
+                    buffer.div_(self.world_size)
 
     # ------------------------------------------------------------------ one iteration
     def to_device(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -232,6 +261,7 @@ class QDMNTrainer:
         stays exact). Every rank takes the same decision, so DDP never waits for a rank
         that skipped its backward pass.
         """
+        before = [b.clone() for b in self._batch_norm_statistics()] if self.train_bn else None
         with self.part("forward"):
             data = self.to_device(data)
             with self._autocast():
@@ -263,6 +293,7 @@ class QDMNTrainer:
                 self.integrator.add_dict(losses)
                 with self.part("optimizer"):
                     self.optimizer.step()
+        self._settle_batch_norm_statistics(before, skipped)
         self.scheduler.step()
         self._log(data, out, it + 1)
         return StepOutcome(losses, skipped, local_finite)

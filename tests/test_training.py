@@ -192,32 +192,39 @@ def _digests(output: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    "launcher",
-    [("torchrun", "--nproc_per_node=2"), (sys.executable, "-m", "torch.distributed.launch", "--nproc_per_node=2")],
-    ids=["torchrun", "distributed.launch"],
+    ("launcher", "extra"),
+    [
+        (("torchrun", "--nproc_per_node=2"), ["--train_bn"]),  # the ranks average the statistics they learn from their own batches
+        ((sys.executable, "-m", "torch.distributed.launch", "--nproc_per_node=2"), []),
+    ],
+    ids=["torchrun-train_bn", "distributed.launch"],
 )
-def test_two_processes_gloo(data, tmp_path, launcher):
+def test_two_processes_gloo(data, tmp_path, launcher, extra):
     if launcher[0] == "torchrun":
         launcher = (shutil.which("torchrun") or pytest.skip("torchrun not on PATH"), *launcher[1:])
-    args = ["--stage", "1", "--bl_root", str(data["bl"]), "-i", "2", "--id", "ddp", "--device", "cpu", *COMMON]
+    args = ["--stage", "1", "--bl_root", str(data["bl"]), "-i", "2", "--id", "ddp", "--device", "cpu", *COMMON, *extra]
     proc = run_train(tmp_path, *args, launcher=(*launcher, "--master_port", str(29500 + os.getpid() % 500)), threads=1)
     output = proc.stdout + proc.stderr
     digests = _digests(output)
     assert set(digests) == {"0", "1"} and digests["0"] == digests["1"], output[-2000:]
     assert "world of size 2" in output
-    assert safe_load(saved(tmp_path, "*_checkpoint.pth"))["data_state"]["world_size"] == 2
+    checkpoint = safe_load(saved(tmp_path, "*_checkpoint.pth"))
+    assert checkpoint["data_state"]["world_size"] == 2
+    initial = _statistics(initial_network(single_object=False))
+    learnt = [k for k, v in _statistics(checkpoint["network"]).items() if not torch.equal(v, initial[k])]
+    assert bool(learnt) == bool(extra) and ("batch norm learns its statistics" in output) == bool(extra)
 
 
 AMP = ["--amp", "--force_amp"]  # bfloat16 autocast on the CPU, whatever its instruction set
 
 
-@pytest.mark.parametrize("precision", [[], AMP], ids=["float32", "amp"])
+@pytest.mark.parametrize("precision", [[], AMP, ["--train_bn"]], ids=["float32", "amp", "train_bn"])
 def test_exact_resume(data, tmp_path, precision):
     # 5 videos, batch 2: 2 iterations per epoch; stopping after 3 resumes mid-epoch, after
     # an epoch change (and a max_jump change of the curriculum).
     args = ["--stage", "1", "--bl_root", str(data["bl"]), "-i", "4", *COMMON, *precision]
     proc = run_train(tmp_path / "full", *args, "--id", "full")
-    assert ("mixed precision: bfloat16 autocast" in proc.stdout) == bool(precision)
+    assert ("mixed precision: bfloat16 autocast" in proc.stdout) == ("--amp" in precision)
     run_train(tmp_path / "half", *args, "--id", "half", "--stop_at", "3")
     checkpoint = saved(tmp_path / "half", "*_checkpoint.pth")
     assert safe_load(checkpoint)["it"] == 3
@@ -434,17 +441,47 @@ def test_sigkill_at_random_moments_always_resumes_to_the_same_weights(data, tmp_
     assert any(it < 8 for it in resumed_from), f"every kill came after the end: {resumed_from}"
 
 
-def one_step(amp_dtype, channels_last: bool = False):
+def tiny_batch(seed: int = 1) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    gt = (torch.rand(2, 3, 1, 32, 32, generator=gen) > 0.5).float()
+    return {"rgb": torch.randn(2, 3, 3, 32, 32, generator=gen), "gt": gt, "cls_gt": gt[:, :, 0].long()}
+
+
+def one_step(amp_dtype, channels_last: bool = False, train_bn: bool = False):
     """One tiny training step from a fixed initialisation: (state dict, trainer)."""
     torch.manual_seed(0)
     net = QDMN(LITE.with_(single_object=True), top_k=None)
-    trainer = QDMNTrainer(net, 1e-3, [100], 0.1, torch.device("cpu"), amp_dtype=amp_dtype, channels_last=channels_last)
-    gen = torch.Generator().manual_seed(1)
-    gt = (torch.rand(2, 3, 1, 32, 32, generator=gen) > 0.5).float()
-    data = {"rgb": torch.randn(2, 3, 3, 32, 32, generator=gen), "gt": gt, "cls_gt": gt[:, :, 0].long()}
-    outcome = trainer.do_pass(data, 0)
+    trainer = QDMNTrainer(net, 1e-3, [100], 0.1, torch.device("cpu"), amp_dtype=amp_dtype, channels_last=channels_last,
+                          train_bn=train_bn)
+    outcome = trainer.do_pass(tiny_batch(), 0)
     assert outcome.skipped is None and not trainer.scaler.is_enabled()
     return net.state_dict(), trainer
+
+
+def _statistics(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in state.items() if k.endswith(("running_mean", "running_var"))}
+
+
+def test_batch_norm_is_frozen_by_default_and_learns_its_statistics_with_train_bn():
+    initial = _statistics(initial_network(single_object=True))
+    frozen, trainer = one_step(None)
+    assert not any(m.training for m in trainer.net.modules())
+    assert all(torch.equal(v, initial[k]) for k, v in _statistics(frozen).items())
+    learnt, trainer = one_step(None, train_bn=True)
+    assert len(trainer.batch_norms) == len(initial) // 2 and all(bn.training for bn in trainer.batch_norms)
+    assert not any(m.training for m in trainer.net.modules() if m not in trainer.batch_norms)
+    moved = [k for k, v in _statistics(learnt).items() if not torch.equal(v, initial[k])]
+    assert len(moved) == len(initial) and all(torch.isfinite(learnt[k]).all() for k in moved)
+
+
+def test_a_skipped_step_leaves_the_learnt_statistics_as_they_were():
+    _, trainer = one_step(None, train_bn=True)
+    before = {k: v.clone() for k, v in _statistics(trainer.net.state_dict()).items()}
+    poisoned = tiny_batch(2)
+    poisoned["rgb"][0, 1] = float("nan")
+    assert trainer.do_pass(poisoned, 1).skipped == "loss"
+    after = _statistics(trainer.net.state_dict())
+    assert all(torch.equal(after[k], v) for k, v in before.items())
 
 
 def test_channels_last_training_keeps_nhwc_parameters_and_the_contiguous_update():

@@ -34,6 +34,7 @@ class TrainConfig:
     amp: bool
     force_amp: bool
     memory_format: str
+    train_bn: bool
     device: str
     model_config: Optional[str]
     qam_activation: Optional[str]

@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--memory_format", choices=MEMORY_FORMATS, default="auto",
                        help="layout of the network's tensors: channels_last (NHWC) or contiguous (NCHW, the official code's); "
                        "auto: channels_last with --amp, where it was measured 1.45-1.76x faster (docs/TRAINING.md), else contiguous")
+    train.add_argument("--train_bn", action="store_true",
+                       help="batch norm learns its statistics (batch statistics in training, running averages saved) instead of "
+                       "keeping them frozen as the official code does; for training from random weights, whose frozen statistics "
+                       "are mean 0 and variance 1, i.e. no normalisation (README, deviations)")
     train.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK when CUDA is available, else cpu), cpu, cuda or cuda:N")
 
     model = p.add_argument_group("model")
