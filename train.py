@@ -175,6 +175,18 @@ def resume_position(
     return epoch, done
 
 
+def warn_changed_training_flags(resume: Optional[dict], opts: TrainConfig, log) -> None:
+    """A resumed run that trains differently from its checkpoint says so (e.g. --train_bn forgotten on resume)."""
+    saved = (resume or {}).get("hyperparameters")
+    if saved is None:
+        return
+    for flag in ("amp", "train_bn"):
+        before, now = bool(saved.get(flag, False)), getattr(opts, flag)
+        if before != now:
+            with_ = {True: "with", False: "without"}
+            log(f"warning: the checkpoint was trained {with_[before]} --{flag}, this run {with_[now]} it")
+
+
 # --------------------------------------------------------------------------- logging
 def git_description() -> str:
     try:
@@ -322,6 +334,7 @@ def train(opts: TrainConfig, env: DistEnv, config: ModelConfig, data: StageData,
     total_epochs = math.ceil(opts.iterations / per_epoch)
     log(f"Number of training epochs (the last epoch might not complete): {total_epochs}")
     epoch, done = resume_position(resume, start_it, per_epoch, opts, env, len(data.dataset), log)
+    warn_changed_training_flags(resume, opts, log)
     if start_it >= opts.iterations:
         log(f"nothing to do: the checkpoint is at iteration {start_it} and -i is {opts.iterations}")
         return 0

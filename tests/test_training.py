@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -229,12 +230,21 @@ def test_exact_resume(data, tmp_path, precision):
     checkpoint = saved(tmp_path / "half", "*_checkpoint.pth")
     assert safe_load(checkpoint)["it"] == 3
     proc = run_train(tmp_path / "rest", *args, "--id", "rest", "--load_model", str(checkpoint))
-    assert "Resuming" in proc.stdout and "not continue exactly" not in proc.stdout
+    assert "Resuming" in proc.stdout and "not continue exactly" not in proc.stdout and "checkpoint was trained" not in proc.stdout
     full = safe_load(saved(tmp_path / "full", "*_4.pth"))["network"]
     rest = safe_load(saved(tmp_path / "rest", "*_4.pth"))["network"]
     half = safe_load(saved(tmp_path / "half", "*_3.pth"))["network"]
     assert all(torch.equal(full[k], rest[k]) for k in full)
     assert not all(torch.equal(full[k], half[k]) for k in full)
+
+
+def test_resuming_with_other_training_flags_warns():
+    lines: list[str] = []
+    opts = SimpleNamespace(amp=True, train_bn=False)
+    train.warn_changed_training_flags({"hyperparameters": {"amp": True, "train_bn": True}}, opts, lines.append)
+    assert lines == ["warning: the checkpoint was trained with --train_bn, this run without it"]
+    train.warn_changed_training_flags({"hyperparameters": {}}, opts, lines.append)  # written before --train_bn existed
+    assert lines[1:] == ["warning: the checkpoint was trained without --amp, this run with it"]
 
 
 def signal_run(cwd: Path, args: list[str], marker: str, sig: signal.Signals, delay: float = 0.0) -> tuple[int, str]:
