@@ -11,12 +11,18 @@ STCN), ``fifo`` (the latest admitted frames at the same capacity), ``first_prev`
 
 ``--jobs N`` runs N policies at once, each with an equal share of this machine's CPUs
 (``--threads``); their FPS are then measured side by side, not alone.
+
+Each finished policy leaves ``<policy>_row.json`` in ``--work`` (its row, the model's
+SHA-256 and the set). ``--reuse`` takes a policy's row from there instead of running it
+again when the model and the set are the same, so policies run in separate processes
+(one per core, or one per session) are reported together by a last call with all of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +32,7 @@ import numpy as np
 from datasets import layouts
 from model.memory_policy import POLICIES
 from util.arg_types import positive_int
+from util.download import sha256sum
 from util.errors import exit_on_user_error, run_python
 from util.hardware import available_cpus
 from util.metrics import db_eval_boundary_batch, db_eval_iou_batch, read_mask
@@ -54,6 +61,29 @@ def run_policy(policy: str, args: argparse.Namespace, out: Path) -> dict:
         "peak_rss_mib": stats["peak_rss_mib"],
         "per_video": {name: {"J&F": jf["sequences"][name]["J&F"], **video} for name, video in stats["per_video"].items()},
     }
+
+
+def row_marker(work: Path, policy: str) -> Path:
+    return work / f"{policy}_row.json"
+
+
+def save_row(row: dict, args: argparse.Namespace, work: Path, model_sha256: str) -> None:
+    """The marker of a finished policy run (written under a temporary name and renamed)."""
+    marker = row_marker(work, row["policy"])
+    tmp = marker.with_name(f".{marker.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"model_sha256": model_sha256, "davis": str(Path(args.davis).resolve()), "row": row}, indent=1))
+    os.replace(tmp, marker)
+
+
+def reusable_row(policy: str, args: argparse.Namespace, work: Path, model_sha256: str) -> dict | None:
+    """The row of an earlier run of ``policy`` with the same model and set, if ``--work`` holds one."""
+    marker = row_marker(work, policy)
+    if not marker.is_file():
+        return None
+    saved = json.loads(marker.read_text())
+    if saved.get("model_sha256") != model_sha256 or saved.get("davis") != str(Path(args.davis).resolve()):
+        return None
+    return saved["row"]
 
 
 def jf_over_time(gt_dir: Path, pred_dir: Path) -> np.ndarray:
@@ -115,14 +145,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--policies", default=",".join(POLICIES))
     p.add_argument("--device", default=None)
     p.add_argument("--jobs", type=positive_int, default=1, help="policies evaluated at once, each on an equal share of the CPUs")
+    p.add_argument("--reuse", action="store_true",
+                   help="take a policy's row from an earlier run in --work with the same model and set instead of running it")
     args = p.parse_args(argv)
     args.threads = max(1, available_cpus() // args.jobs) if args.jobs > 1 else None
     work, out = Path(args.work), Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
+    model_sha256 = sha256sum(args.model)
+
     def run_one(policy: str) -> dict:
+        row = reusable_row(policy, args, work, model_sha256) if args.reuse else None
+        if row is not None:
+            print(f"policy {policy}: reusing {row_marker(work, policy)}", flush=True)
+            return row
         print(f"policy {policy} ...", flush=True)
         row = run_policy(policy, args, work)
+        save_row(row, args, work, model_sha256)
         print({k: v for k, v in row.items() if k != "per_video"}, flush=True)
         return row
 

@@ -24,3 +24,13 @@ def test_memory_evidence_reports_every_policy_on_every_video(tmp_path):
     table = (out / "memory.md").read_text()
     assert all(f"| {v} | 16 |" in table for v in videos)
     assert (out / "memory_jf_over_time.png").stat().st_size > 0
+    # --reuse: the rows of finished policies come back without a run, in the order asked for
+    common = ["--model", str(ckpt), "--davis", str(root / "2017"), "--work", str(tmp_path / "work"), "--device", "cpu", "--reuse"]
+    proc = run("scripts/evidence_memory.py", *common, "--out", str(tmp_path / "again"), "--policies", "first_prev,qdmn")
+    assert "reusing" in proc.stdout and "policy qdmn ..." not in proc.stdout and "policy first_prev ..." not in proc.stdout
+    assert json.loads((tmp_path / "again" / "memory.json").read_text()) == [rows[3], rows[0]]
+    # a marker of another model is not reused
+    marker = tmp_path / "work" / "qdmn_row.json"
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "model_sha256": "0" * 64}))
+    proc = run("scripts/evidence_memory.py", *common, "--out", str(tmp_path / "third"), "--policies", "qdmn")
+    assert "policy qdmn ..." in proc.stdout and "reusing" not in proc.stdout
