@@ -30,6 +30,7 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
+from util.atomic import write_text_atomic
 from util.errors import UserError
 from util.hardware import available_cpus, launcher_ranks, rank_device, ranks_on_this_node
 from util.output_safety import STATE_DIR
@@ -208,11 +209,9 @@ class RankRecord:
 def write_rank_record(output: Path, plan: Plan, record: RankRecord) -> None:
     folder = output / RANKS_DIR
     path = folder / plan.record_name
-    tmp = folder / f".{plan.record_name}.{os.getpid()}.tmp"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(record.__dict__) + "\n")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(record.__dict__) + "\n")
     except OSError as e:
         raise UserError(f"{path}: cannot write ({e.strerror or e}); free disk space or fix --output's permissions") from None
 
@@ -301,12 +300,10 @@ def _completion_stamps(output: Path, names: Sequence[str]) -> dict[str, int]:
 def mark_finished(output: Path, names: Sequence[str]) -> None:
     """Record that the run was finished (zip, J&F, summary) over these completion records."""
     path = output / FINISHED_RECORD
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(_completion_stamps(output, names)) + "\n")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(_completion_stamps(output, names)) + "\n")
     except OSError:
-        tmp.unlink(missing_ok=True)  # only the shards' "already finished" shortcut is lost
+        pass  # only the shards' "already finished" shortcut is lost
 
 
 def already_finished(output: Path, names: Sequence[str]) -> bool:

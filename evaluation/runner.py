@@ -57,6 +57,7 @@ from model.config import QAM_ACTIVATIONS
 from model.memory_policy import POLICIES, QUALITY_BASES, QUALITY_MEANS, ZERO_BASE_CHOICES, MemoryConfig
 from model.network import DEFAULT_KM_SIGMA, DEFAULT_TOP_K, QDMN
 from util.arg_types import finite_float, non_negative_int, positive_int
+from util.atomic import write_text_atomic
 from util.errors import RunIncomplete, UserError
 from util.hardware import amp_dtype, effective_amp, set_threads
 from util.image_io import mask_palette, save_gray_png, save_palette_png
@@ -646,10 +647,7 @@ def check_stats_json(path: Path) -> None:
 
 def write_stats_json(result: dict[str, object], path: Path) -> None:
     """A run's summary as JSON, written under a temporary name and renamed."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(result, indent=1) + "\n")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(result, indent=1) + "\n")
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"{path}: cannot write ({e.strerror or e}); choose another --stats_json") from None

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 from datasets import layouts
 from model.memory_policy import POLICIES
 from util.arg_types import positive_int
+from util.atomic import write_text_atomic
 from util.download import sha256sum
 from util.errors import exit_on_user_error, run_python
 from util.hardware import available_cpus
@@ -69,10 +69,8 @@ def row_marker(work: Path, policy: str) -> Path:
 
 def save_row(row: dict, args: argparse.Namespace, work: Path, model_sha256: str) -> None:
     """The marker of a finished policy run (written under a temporary name and renamed)."""
-    marker = row_marker(work, row["policy"])
-    tmp = marker.with_name(f".{marker.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"model_sha256": model_sha256, "davis": str(Path(args.davis).resolve()), "row": row}, indent=1))
-    os.replace(tmp, marker)
+    payload = {"model_sha256": model_sha256, "davis": str(Path(args.davis).resolve()), "row": row}
+    write_text_atomic(row_marker(work, row["policy"]), json.dumps(payload, indent=1))
 
 
 def reusable_row(policy: str, args: argparse.Namespace, work: Path, model_sha256: str) -> dict | None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Optional
 
 from util.arg_types import is_plain_name
+from util.atomic import write_text_atomic
 from util.errors import UserError
 
 STATE_DIR = ".qdmn"  # in an output folder: <video>.json records (frames, command, complete) and the lock
@@ -99,9 +100,7 @@ def _write_record(output: Path, name: str, frames: int, complete: bool) -> None:
     record = _record(output, name)
     try:
         record.parent.mkdir(exist_ok=True)
-        tmp = record.with_name(f".{record.name}.tmp")
-        tmp.write_text(json.dumps(info) + "\n")
-        os.replace(tmp, record)
+        write_text_atomic(record, json.dumps(info) + "\n")
     except OSError as e:
         raise UserError(f"{record}: cannot write ({e.strerror or e}); free disk space or fix --output's permissions") from None
 
