@@ -180,10 +180,10 @@ def warn_changed_training_flags(resume: Optional[dict], opts: TrainConfig, log) 
     saved = (resume or {}).get("hyperparameters")
     if saved is None:
         return
+    with_ = {True: "with", False: "without"}
     for flag in ("amp", "train_bn"):
         before, now = bool(saved.get(flag, False)), getattr(opts, flag)
         if before != now:
-            with_ = {True: "with", False: "without"}
             log(f"warning: the checkpoint was trained {with_[before]} --{flag}, this run {with_[now]} it")
 
 

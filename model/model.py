@@ -241,11 +241,13 @@ class QDMNTrainer:
         if skipped is not None:
             for buffer, old in zip(buffers, before):
                 buffer.copy_(old)
-        elif self.world_size > 1:
-            for buffer in buffers:
-                if buffer.is_floating_point():
-                    dist.all_reduce(buffer)
-                    buffer.div_(self.world_size)
+        elif self.world_size > 1:  # one collective for all of them, not one per buffer
+            statistics = [b for b in buffers if b.is_floating_point()]
+            flat = torch.cat([b.reshape(-1) for b in statistics])
+            dist.all_reduce(flat)
+            flat.div_(self.world_size)
+            for buffer, mean in zip(statistics, flat.split([b.numel() for b in statistics])):
+                buffer.copy_(mean.view_as(buffer))
 
     # ------------------------------------------------------------------ one iteration
     def to_device(self, data: dict[str, Any]) -> dict[str, Any]:
