@@ -78,7 +78,14 @@ def reusable_row(policy: str, args: argparse.Namespace, work: Path, model_sha256
     marker = row_marker(work, policy)
     if not marker.is_file():
         return None
-    saved = json.loads(marker.read_text())
+    try:
+        saved = json.loads(marker.read_text())
+    except (OSError, ValueError) as e:
+        print(f"{marker}: unreadable ({e}); running {policy} again", flush=True)
+        return None
+    if not isinstance(saved, dict) or not isinstance(saved.get("row"), dict):
+        print(f"{marker}: not a row marker of this script; running {policy} again", flush=True)
+        return None
     if saved.get("model_sha256") != model_sha256 or saved.get("davis") != str(Path(args.davis).resolve()):
         return None
     return saved["row"]

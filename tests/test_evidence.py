@@ -34,3 +34,7 @@ def test_memory_evidence_reports_every_policy_on_every_video(tmp_path):
     marker.write_text(json.dumps({**json.loads(marker.read_text()), "model_sha256": "0" * 64}))
     proc = run("scripts/evidence_memory.py", *common, "--out", str(tmp_path / "third"), "--policies", "qdmn")
     assert "policy qdmn ..." in proc.stdout and "reusing" not in proc.stdout
+    # nor is a corrupt one: the policy runs again instead of a traceback
+    (tmp_path / "work" / "fifo_row.json").write_text("{not json")
+    proc = run("scripts/evidence_memory.py", *common, "--out", str(tmp_path / "fourth"), "--policies", "fifo")
+    assert "fifo_row.json: unreadable" in proc.stdout and "policy fifo ..." in proc.stdout
