@@ -87,9 +87,18 @@ def remove_upload(path: Optional[str], cache: Path, sessions_root: Path) -> None
         return
     file = Path(path).resolve()
     if file.is_file() and file.is_relative_to(cache.resolve()) and not file.is_relative_to(sessions_root.resolve()):
-        file.unlink()
-        if file.parent != cache.resolve() and not any(file.parent.iterdir()):
-            file.parent.rmdir()
+        # Gradio's cache is shared by every session and its sweeper: a file or folder may vanish meanwhile
+        file.unlink(missing_ok=True)
+        if file.parent != cache.resolve():
+            remove_if_empty(file.parent)
+
+
+def remove_if_empty(folder: Path) -> None:
+    """Remove ``folder`` when it is empty; a folder that another request has just filled or removed is left as it is."""
+    try:
+        folder.rmdir()
+    except OSError:  # not empty (an upload landed meanwhile) or already gone
+        pass
 
 
 def without_scratch_file(component: Any) -> Any:
@@ -123,17 +132,27 @@ def sweep_cache(cache: Path, sessions_root: Path, age_s: float = SWEEP_AGE_S) ->
         here = Path(folder)
         if here == sessions_root or sessions_root in here.parents:
             continue
+        emptied = False
         for name in files:
             path = here / name
             try:
                 if path.lstat().st_mtime < oldest:
                     path.unlink()
                     removed.append(path)
+                    emptied = True
             except FileNotFoundError:
                 continue
-        if here != cache and not any(here.iterdir()):
-            here.rmdir()
+        # Gradio makes an upload's folder, then moves the file in: a new empty folder is left to it
+        if here != cache and (emptied or folder_is_older(here, oldest)):
+            remove_if_empty(here)
     return removed
+
+
+def folder_is_older(folder: Path, oldest: float) -> bool:
+    try:
+        return folder.lstat().st_mtime < oldest
+    except FileNotFoundError:
+        return False
 
 
 def start_sweeper(cache: Path, sessions_root: Path) -> threading.Event:
@@ -141,7 +160,10 @@ def start_sweeper(cache: Path, sessions_root: Path) -> threading.Event:
 
     def loop() -> None:
         while not stop.wait(SWEEP_EVERY_S):
-            sweep_cache(cache, sessions_root)
+            try:
+                sweep_cache(cache, sessions_root)
+            except OSError:  # a folder removed by a request meanwhile: the next sweep sees the cache as it is then
+                traceback.print_exc()
 
     threading.Thread(target=loop, daemon=True, name="cache-sweeper").start()
     return stop

@@ -158,6 +158,7 @@ class Page:
     """One visitor: a fresh browser context (its own Gradio session) on the app's page."""
 
     def __init__(self, browser, server: Server):
+        self.server = server
         self.outside: list[str] = []
         self.requested: list[str] = []
         self.context = browser.new_context(viewport={"width": 1280, "height": 1800}, accept_downloads=True)
@@ -190,7 +191,12 @@ class Page:
             if any(w in text for w in words):
                 return text
             time.sleep(0.2)
-        raise AssertionError(f"status never showed {words}: {self.status()!r}")
+        raise AssertionError(f"status never showed {words}: {self.status()!r}\n{self.server_log()}")
+
+    def server_log(self) -> str:
+        """What explains a failed step: Gradio's error toasts on the page and the end of the server's log."""
+        toasts = [t.inner_text() for t in self.page.locator(".toast-body").all()]
+        return f"toasts on the page: {toasts}; the server's log ends: {self.server.log.read_text()[-3000:]}"
 
     def close(self) -> None:
         self.context.close()
@@ -290,8 +296,29 @@ def test_sweep_removes_old_cache_files_but_never_a_session(tmp_path: Path) -> No
         path.write_bytes(b"x")
     os.utime(old, (time.time() - 3600, time.time() - 3600))
     os.utime(mine, (time.time() - 3600, time.time() - 3600))
+    fresh_folder, old_folder = cache / "ghi", cache / "jkl"  # Gradio makes an upload's folder, then moves the file in
+    fresh_folder.mkdir()
+    old_folder.mkdir()
+    os.utime(old_folder, (time.time() - 3600, time.time() - 3600))
     assert sweep_cache(cache, sessions, age_s=60) == [old]
     assert not old.parent.exists() and new.is_file() and mine.is_file()
+    assert fresh_folder.is_dir() and not old_folder.exists()
+
+
+def test_removing_an_upload_tolerates_the_sweeper_and_other_requests(tmp_path: Path) -> None:
+    """The cache is shared: a file already removed, or a folder another upload has just filled, is no failure."""
+    from app import remove_upload
+
+    cache, sessions = tmp_path / "cache", tmp_path / "cache" / "sessions"
+    upload, neighbour = cache / "abc" / "layer_0.png", cache / "abc" / "layer_1.png"
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(b"x")
+    neighbour.write_bytes(b"y")
+    remove_upload(str(upload), cache, sessions)
+    assert not upload.exists() and neighbour.is_file(), "the folder another upload shares is kept"
+    remove_upload(str(upload), cache, sessions)  # already gone: nothing to do
+    remove_upload(str(neighbour), cache, sessions)
+    assert not upload.parent.exists()
 
 
 def test_without_gradio_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -433,7 +460,7 @@ def test_browser_painted_mask_runs(visitor: Page, server: Server, sample: dict[s
         page.mouse.move(x - 30 + 5 * step, y + 2 * step)
     page.mouse.up()
     page.click("#use_painting")
-    assert "Mask taken from the painting" in visitor.wait_status("Mask taken", "Error")
+    assert "Mask taken from the painting" in visitor.wait_status("Mask taken", "Error"), visitor.server_log()
     [mask] = [p for folder in server.sessions() for p in folder.glob("masks/*.png")]
     ids = load_mask(mask)
     assert mask.name == "00000.png" and ids.shape == (240, 432)
