@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import dataclasses
 import os
 import queue
 import shutil
@@ -42,9 +43,10 @@ gr: Any = None  # gradio, imported by main() once its temporary folder is chosen
 DEFAULT_MODEL = "saves/qdmn_lite_synth.pth"
 SAVES = Path("saves")
 PROGRESS_INTERVAL_S = 0.25  # at most this often a progress update goes to the page
-# Gradio's own copies outside the session folders (the image editor re-uploads its images while it is an event's
-# input; uploads in flight) are removed once this old, checked this often.
-SWEEP_AGE_S, SWEEP_EVERY_S = 60.0, 15.0
+# Gradio's own copies outside the session folders (the image editor's images, uploads in flight), files and folders
+# alike, are removed once this old, checked this often. Gradio names a cached file by its content's hash, so a new
+# upload of the same image moves into an existing path: the age leaves the sweeper far behind any request.
+SWEEP_AGE_S, SWEEP_EVERY_S = 600.0, 60.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -87,18 +89,9 @@ def remove_upload(path: Optional[str], cache: Path, sessions_root: Path) -> None
         return
     file = Path(path).resolve()
     if file.is_file() and file.is_relative_to(cache.resolve()) and not file.is_relative_to(sessions_root.resolve()):
-        # Gradio's cache is shared by every session and its sweeper: a file or folder may vanish meanwhile
+        # Gradio's cache is shared by every session and its sweeper: the file may be gone already. Its folder is left
+        # to the sweeper: another upload of the same content may have just made it and be about to move its file in.
         file.unlink(missing_ok=True)
-        if file.parent != cache.resolve():
-            remove_if_empty(file.parent)
-
-
-def remove_if_empty(folder: Path) -> None:
-    """Remove ``folder`` when it is empty; a folder that another request has just filled or removed is left as it is."""
-    try:
-        folder.rmdir()
-    except OSError:  # not empty (an upload landed meanwhile) or already gone
-        pass
 
 
 def without_scratch_file(component: Any) -> Any:
@@ -125,27 +118,34 @@ def error_line(error: Exception, session: Session) -> str:
 
 
 def sweep_cache(cache: Path, sessions_root: Path, age_s: float = SWEEP_AGE_S) -> list[Path]:
-    """Remove files of Gradio's cache outside the session folders not written for ``age_s`` seconds; returns them."""
+    """Remove files of Gradio's cache outside the session folders not written for ``age_s`` seconds, and empty folders
+    not changed for as long; returns the files removed."""
     removed: list[Path] = []
     oldest = time.time() - age_s
     for folder, _dirs, files in os.walk(cache, topdown=False):
         here = Path(folder)
         if here == sessions_root or sessions_root in here.parents:
             continue
-        emptied = False
         for name in files:
             path = here / name
             try:
                 if path.lstat().st_mtime < oldest:
                     path.unlink()
                     removed.append(path)
-                    emptied = True
             except FileNotFoundError:
                 continue
-        # Gradio makes an upload's folder, then moves the file in: a new empty folder is left to it
-        if here != cache and (emptied or folder_is_older(here, oldest)):
+        # Gradio makes an upload's folder, then moves the file in: a folder goes by its own age (a file moved in or
+        # out changes it), never because this sweep emptied it
+        if here != cache and folder_is_older(here, oldest):
             remove_if_empty(here)
     return removed
+
+
+def remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty (an upload landed meanwhile) or already gone
+        pass
 
 
 def folder_is_older(folder: Path, oldest: float) -> bool:
@@ -177,6 +177,9 @@ def forget_editor_uploads(editor: Any, cache: Path, sessions_root: Path) -> Any:
     def preprocess_and_forget(payload: Any) -> Any:
         try:
             return decode(payload)
+        except (OSError, ValueError) as e:  # a file of the upload missing or unreadable (PIL's errors are OSErrors)
+            traceback.print_exc()
+            return UnreadablePainting(f"{type(e).__name__}: {e}")
         finally:
             for image in [getattr(payload, "background", None), getattr(payload, "composite", None),
                           *(getattr(payload, "layers", None) or [])]:
@@ -184,6 +187,13 @@ def forget_editor_uploads(editor: Any, cache: Path, sessions_root: Path) -> Any:
 
     editor.preprocess = preprocess_and_forget
     return editor
+
+
+@dataclasses.dataclass
+class UnreadablePainting:
+    """What the image editor's upload decodes to when one of its files cannot be read: on_paint says so in one line."""
+
+    reason: str
 
 
 class App:
@@ -228,6 +238,9 @@ class App:
 
     def on_paint(self, editor: Any, request: gr.Request) -> str:
         session = self.session(request)
+        if isinstance(editor, UnreadablePainting):
+            return (f"**Error:** the painting could not be read from its upload ({editor.reason}); "
+                    "press **Use the painted mask** again")
         try:
             with session.exclusive():
                 session.set_mask_painted(painted_layers(editor))
@@ -341,9 +354,12 @@ class App:
                 plot = gr.Image(label="Memory: QAM quality per frame and admissions", elem_id="memory_plot", interactive=False)
             masks_zip = gr.File(label="Masks (palette PNGs, zip)", elem_id="masks_zip", interactive=False)
 
-            clip.upload(self.on_clip, [clip], [editor, status, clip])
-            mask.upload(self.on_mask, [mask], [status, mask])
-            paint.click(self.on_paint, [editor], [status])  # the editor is sent only here: it uploads its images each time
+            # progress is shown on the status line only: an output in an event's loading state is one the page reloads,
+            # and the image editor, reloaded, re-uploads its images (and may lose a stroke in progress)
+            clip.upload(self.on_clip, [clip], [editor, status, clip], show_progress_on=[status])
+            mask.upload(self.on_mask, [mask], [status, mask], show_progress_on=[status])
+            # the editor is sent only here: it uploads its images each time
+            paint.click(self.on_paint, [editor], [status], show_progress_on=[status])
             run.click(self.on_run, [model, amp, mem_freq, threshold, capacity, top_k],
                       [status, preview, video, gallery, plot, masks_zip], concurrency_limit=1)
             demo.unload(self.on_unload)

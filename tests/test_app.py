@@ -19,7 +19,7 @@ import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 from urllib.parse import urlparse
 
 import numpy as np
@@ -161,6 +161,7 @@ class Page:
         self.server = server
         self.outside: list[str] = []
         self.requested: list[str] = []
+        self.last_transfer = time.monotonic()  # of the latest file request (an upload or a file fetched)
         self.context = browser.new_context(viewport={"width": 1280, "height": 1800}, accept_downloads=True)
         self.context.route("**/*", self.only_loopback)
         self.page = self.context.new_page()
@@ -172,6 +173,8 @@ class Page:
         host = urlparse(route.request.url).hostname
         if host in ("127.0.0.1", None):
             self.requested.append(route.request.url)
+            if "/upload" in route.request.url or "/file=" in route.request.url:
+                self.last_transfer = time.monotonic()
             route.continue_()
         else:
             self.outside.append(route.request.url)
@@ -192,6 +195,31 @@ class Page:
                 return text
             time.sleep(0.2)
         raise AssertionError(f"status never showed {words}: {self.status()!r}\n{self.server_log()}")
+
+    def wait_editor_loaded(self) -> None:
+        """Wait (bounded) until the image editor has fetched the first frame and no file has moved for a second: it
+        loads its image after the status line has changed, and a stroke painted while it (re)loads may be lost."""
+        self.wait_fetched("first_frame.png")
+        self.wait_transfers_done()
+
+    def wait_transfers_done(self, quiet_s: float = 1.0, timeout_s: float = 30) -> None:
+        """Wait (bounded) until no file has been uploaded or fetched on the page's own thread for ``quiet_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() - self.last_transfer < quiet_s and time.monotonic() < deadline:
+            self.page.wait_for_timeout(100)  # lets Playwright run the route handler that records requests
+
+    def fetched(self) -> list[str]:
+        """Every URL this page has fetched: the routed requests, and those of its workers (the image editor decodes its
+        images in a web worker, whose requests are not routed)."""
+        script = "performance.getEntriesByType('resource').map(e => e.name)"
+        return self.requested + [url for worker in self.page.workers for url in worker.evaluate(script)]
+
+    def wait_fetched(self, part: str, timeout_s: float = 30) -> str:
+        """Wait (bounded) until this page has fetched a URL holding ``part``; returns every URL fetched, joined."""
+        deadline = time.monotonic() + timeout_s
+        while not any(part in url for url in self.fetched()) and time.monotonic() < deadline:
+            self.page.wait_for_timeout(200)
+        return " ".join(self.fetched())
 
     def server_log(self) -> str:
         """What explains a failed step: Gradio's error toasts on the page and the end of the server's log."""
@@ -301,8 +329,9 @@ def test_sweep_removes_old_cache_files_but_never_a_session(tmp_path: Path) -> No
     old_folder.mkdir()
     os.utime(old_folder, (time.time() - 3600, time.time() - 3600))
     assert sweep_cache(cache, sessions, age_s=60) == [old]
-    assert not old.parent.exists() and new.is_file() and mine.is_file()
-    assert fresh_folder.is_dir() and not old_folder.exists()
+    assert not old.exists() and new.is_file() and mine.is_file()
+    # a folder goes by its own age: one just emptied may be where another upload of the same content is moving in
+    assert old.parent.is_dir() and fresh_folder.is_dir() and not old_folder.exists()
 
 
 def test_removing_an_upload_tolerates_the_sweeper_and_other_requests(tmp_path: Path) -> None:
@@ -318,7 +347,33 @@ def test_removing_an_upload_tolerates_the_sweeper_and_other_requests(tmp_path: P
     assert not upload.exists() and neighbour.is_file(), "the folder another upload shares is kept"
     remove_upload(str(upload), cache, sessions)  # already gone: nothing to do
     remove_upload(str(neighbour), cache, sessions)
-    assert not upload.parent.exists()
+    # the folder is the sweeper's: Gradio may have just made it again for an upload of the same content
+    assert upload.parent.is_dir() and not any(upload.parent.iterdir())
+
+
+def test_an_unreadable_painting_is_one_line(tmp_path: Path) -> None:
+    """An editor upload whose file vanished (or cannot be decoded) becomes the page's one line, not Gradio's bare Error."""
+    from types import SimpleNamespace
+
+    from app import App, UnreadablePainting, forget_editor_uploads
+
+    cache, sessions = tmp_path / "cache", tmp_path / "cache" / "sessions"
+    layer = cache / "abc" / "layer_0.png"
+    layer.parent.mkdir(parents=True)
+    layer.write_bytes(b"not a png")
+
+    def decode(payload: Any) -> Any:
+        raise FileNotFoundError(2, "No such file or directory", str(payload.background.path))
+
+    editor = forget_editor_uploads(SimpleNamespace(preprocess=decode), cache, sessions)
+    gone = SimpleNamespace(path=str(cache / "def" / "background.png"))
+    decoded = editor.preprocess(SimpleNamespace(background=gone, composite=None, layers=[SimpleNamespace(path=str(layer))]))
+    assert isinstance(decoded, UnreadablePainting) and "background.png" in decoded.reason
+    assert not layer.exists(), "the files that were uploaded are still forgotten"
+    app = App.__new__(App)
+    app.session = lambda request: None
+    line = app.on_paint(decoded, request=None)
+    assert line.startswith("**Error:** the painting could not be read") and "press **Use the painted mask** again" in line
 
 
 def test_without_gradio_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -451,6 +506,7 @@ def test_browser_painted_mask_runs(visitor: Page, server: Server, sample: dict[s
     page = visitor.page
     visitor.upload("clip_upload", sample["zip"])
     visitor.wait_status("Loaded", "Error")
+    visitor.wait_editor_loaded()
     page.click("#editor button[aria-label=Brush]")
     box = page.locator("#editor canvas").first.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
@@ -459,6 +515,7 @@ def test_browser_painted_mask_runs(visitor: Page, server: Server, sample: dict[s
     for step in range(12):
         page.mouse.move(x - 30 + 5 * step, y + 2 * step)
     page.mouse.up()
+    visitor.wait_transfers_done()
     page.click("#use_painting")
     assert "Mask taken from the painting" in visitor.wait_status("Mask taken", "Error"), visitor.server_log()
     [mask] = [p for folder in server.sessions() for p in folder.glob("masks/*.png")]
@@ -518,6 +575,7 @@ def test_browser_bad_input_is_one_message(visitor: Page, server: Server, sample:
     else:
         visitor.upload("clip_upload", sample["zip"])
         visitor.wait_status("Loaded", "Error")
+        visitor.wait_editor_loaded()
         if case == "empty_mask":
             empty = tmp_path / "empty.png"
             save_palette_png(empty, np.zeros((240, 432), np.uint8))
@@ -558,7 +616,7 @@ def test_browser_two_visitors_do_not_share_files(browser, server: Server, sample
         second.wait_status("Loaded")
         folders = sorted(set(server.sessions()) - before)
         assert len(folders) == 2 and all((f / "clip" / "frames").is_dir() for f in folders)
-        fetched = [" ".join(first.requested), " ".join(second.requested)]  # the first frame each page shows
+        fetched = [first.wait_fetched("first_frame.png"), second.wait_fetched("first_frame.png")]  # each page's first frame
         owners = [[i for i, f in enumerate(folders) if f.name in urls] for urls in fetched]
         assert owners[0] != owners[1] and all(len(o) == 1 for o in owners), owners
         first.close()
