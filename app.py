@@ -239,8 +239,8 @@ class App:
     def on_paint(self, editor: Any, request: gr.Request) -> str:
         session = self.session(request)
         if isinstance(editor, UnreadablePainting):
-            return (f"**Error:** the painting could not be read from its upload ({editor.reason}); "
-                    "press **Use the painted mask** again")
+            return error_line(UserError(f"the painting could not be read from its upload ({editor.reason}); "
+                                        "press **Use the painted mask** again"), session)
         try:
             with session.exclusive():
                 session.set_mask_painted(painted_layers(editor))

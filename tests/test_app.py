@@ -217,9 +217,11 @@ class Page:
     def wait_fetched(self, part: str, timeout_s: float = 30) -> str:
         """Wait (bounded) until this page has fetched a URL holding ``part``; returns every URL fetched, joined."""
         deadline = time.monotonic() + timeout_s
-        while not any(part in url for url in self.fetched()) and time.monotonic() < deadline:
+        while True:
+            urls = self.fetched()  # asks every worker: once a round
+            if any(part in url for url in urls) or time.monotonic() >= deadline:
+                return " ".join(urls)
             self.page.wait_for_timeout(200)
-        return " ".join(self.fetched())
 
     def server_log(self) -> str:
         """What explains a failed step: Gradio's error toasts on the page and the end of the server's log."""
@@ -371,7 +373,7 @@ def test_an_unreadable_painting_is_one_line(tmp_path: Path) -> None:
     assert isinstance(decoded, UnreadablePainting) and "background.png" in decoded.reason
     assert not layer.exists(), "the files that were uploaded are still forgotten"
     app = App.__new__(App)
-    app.session = lambda request: None
+    app.session = lambda request: SimpleNamespace(folder=tmp_path / "session")
     line = app.on_paint(decoded, request=None)
     assert line.startswith("**Error:** the painting could not be read") and "press **Use the painted mask** again" in line
 
