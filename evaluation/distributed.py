@@ -32,7 +32,7 @@ import torch.distributed as dist
 
 from util.atomic import write_text_atomic
 from util.errors import UserError
-from util.hardware import available_cpus, launcher_ranks, rank_device, ranks_on_this_node
+from util.hardware import available_cpus, launcher_ranks, omp_threads, rank_device, ranks_on_this_node
 from util.output_safety import STATE_DIR
 
 MERGE = "merge"
@@ -107,8 +107,11 @@ def plan_device(plan: Plan, name: Optional[str]) -> torch.device:
 
 
 def plan_threads(threads: Optional[int]) -> int:
-    """``--threads``, or an equal share of this machine's CPUs for each process a launcher started on it."""
-    return threads if threads is not None else max(1, available_cpus() // ranks_on_this_node())
+    """``--threads``, else ``OMP_NUM_THREADS``, else an equal share of this machine's CPUs for each process a launcher
+    started on it."""
+    if threads is not None:
+        return threads
+    return omp_threads() or max(1, available_cpus() // ranks_on_this_node())
 
 
 def split_by_frames(costs: Sequence[int], parts: int) -> list[list[int]]:

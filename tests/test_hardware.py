@@ -64,6 +64,7 @@ def test_cuda_amp_is_never_dropped(monkeypatch):
     ],
 )
 def test_training_parallelism_shares_the_cpus(monkeypatch, cpus, ranks, device, expected):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(hardware, "available_cpus", lambda: cpus)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(ranks))
     workers, threads = hardware.training_parallelism(device)
@@ -73,10 +74,33 @@ def test_training_parallelism_shares_the_cpus(monkeypatch, cpus, ranks, device, 
 
 
 def test_set_threads_defaults_to_the_affinity(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     before = torch.get_num_threads()
     try:
         monkeypatch.setattr(hardware, "available_cpus", lambda: 1)
         assert hardware.set_threads(None) == 1 and torch.get_num_threads() == 1
         assert hardware.set_threads(2) == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("value, expected", [("3", 3), ("1", 1), ("0", None), ("-2", None), ("two", None), ("", None)])
+def test_omp_num_threads_is_the_default_when_it_is_a_positive_integer(monkeypatch, value, expected):
+    """The README's advice `OMP_NUM_THREADS=1` holds for every entry point; --threads still wins."""
+    from evaluation import distributed
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setattr(hardware, "available_cpus", lambda: 16)
+    monkeypatch.setattr(distributed, "available_cpus", lambda: 16)
+    try:
+        assert hardware.omp_threads() == expected
+        assert hardware.set_threads(None) == (expected or 16) == torch.get_num_threads()
+        assert hardware.set_threads(5) == 5
+        assert hardware.training_parallelism("cpu") == (2, expected or 6)
+        assert hardware.training_parallelism("cuda") == (8, expected or 4)
+        assert hardware.training_parallelism("cpu", threads=7) == (2, 7)
+        assert distributed.plan_threads(None) == (expected or 8) and distributed.plan_threads(3) == 3
     finally:
         torch.set_num_threads(before)

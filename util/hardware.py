@@ -37,9 +37,23 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def omp_threads() -> Optional[int]:
+    """``OMP_NUM_THREADS`` when it is a positive integer, else None.
+
+    The user's (or torchrun's, which sets 1 for several processes per node) choice of threads per process: it wins
+    over the defaults computed from the CPUs, as it does for PyTorch itself; ``--threads`` wins over it.
+    """
+    try:
+        value = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
 def set_threads(threads: Optional[int] = None) -> int:
-    """Set torch's intra-op threads (default: :func:`available_cpus`); return the number set."""
-    n = available_cpus() if threads is None or threads <= 0 else threads
+    """Set torch's intra-op threads (default: ``OMP_NUM_THREADS``, else :func:`available_cpus`); return the number
+    set."""
+    n = threads if threads is not None and threads > 0 else omp_threads() or available_cpus()
     torch.set_num_threads(n)
     return n
 
@@ -152,9 +166,11 @@ def training_parallelism(device_type: str, workers: Optional[int] = None, thread
     Each rank gets an equal share of the CPUs this process may use. On CUDA the network runs
     on the GPU, so the share goes to data loading (at most 8 workers, as the official code)
     and a few threads suffice. On the CPU the network needs the cores: workers only when
-    there are CPUs to spare (a quarter of the share), the rest become threads. Given values win.
+    there are CPUs to spare (a quarter of the share), the rest become threads. Given values win, and
+    ``OMP_NUM_THREADS`` sets the threads when they are not given.
     """
     share = max(1, available_cpus() // ranks_on_this_node())
+    threads = threads if threads is not None else omp_threads()
     if device_type == "cuda":
         workers = min(8, share) if workers is None else workers
         threads = min(4, share) if threads is None else threads
