@@ -10,6 +10,7 @@ the end. They skip, saying why, when Gradio, Playwright or Chromium is missing
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -321,17 +322,18 @@ def test_sweep_removes_old_cache_files_but_never_a_session(tmp_path: Path) -> No
 
     cache, sessions = tmp_path / "cache", tmp_path / "cache" / "sessions"
     old, new, mine = cache / "abc" / "background.png", cache / "def" / "composite.png", sessions / "s1" / "clip.zip"
-    for path in (old, new, mine):
+    staging = cache / "tmpab12cd34"  # an upload Gradio never moved into its cache (UPLOAD_STAGING)
+    for path in (old, new, mine, staging):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"x")
-    os.utime(old, (time.time() - 3600, time.time() - 3600))
-    os.utime(mine, (time.time() - 3600, time.time() - 3600))
+    for path in (old, mine, staging):
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
     fresh_folder, old_folder = cache / "ghi", cache / "jkl"  # Gradio makes an upload's folder, then moves the file in
     fresh_folder.mkdir()
     old_folder.mkdir()
     os.utime(old_folder, (time.time() - 3600, time.time() - 3600))
-    assert sweep_cache(cache, sessions, age_s=60) == [old]
-    assert not old.exists() and new.is_file() and mine.is_file()
+    assert sorted(sweep_cache(cache, sessions, age_s=60)) == [old, staging]
+    assert not old.exists() and not staging.exists() and new.is_file() and mine.is_file()
     # a folder goes by its own age: one just emptied may be where another upload of the same content is moving in
     assert old.parent.is_dir() and fresh_folder.is_dir() and not old_folder.exists()
 
@@ -529,6 +531,10 @@ def test_browser_painted_mask_runs(visitor: Page, server: Server, sample: dict[s
 
 
 EDITOR_COPIES = {"background.png", "composite.png"}  # Gradio's image editor re-uploads these; app.py sweeps them
+# Gradio's upload route streams each upload into a tmpXXXXXXXX file at the root of its cache and moves it into the
+# cache when complete; it removes the file on a malformed request but not when the browser drops the request
+# (gradio/route_utils.py, GradioMultiPartParser.parse), which a loaded machine showed once. app.py sweeps those too.
+UPLOAD_STAGING = re.compile(r"tmp[a-z0-9_]{8}")
 
 
 def lasting_outside_files(server: Server, settle_s: float = 20) -> list[str]:
@@ -544,11 +550,13 @@ def lasting_outside_files(server: Server, settle_s: float = 20) -> list[str]:
 
 
 def outside_session_files(server: Server) -> list[str]:
-    """Files under the app's root outside every session folder, but for the image editor's own copies of the first frame."""
+    """Files under the app's root outside every session folder, but for the image editor's own copies of the first frame
+    and Gradio's upload staging files."""
     root = server.app_root()
     sessions = root / "sessions"
     return sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                  if p.is_file() and sessions not in p.parents and not (p.name in EDITOR_COPIES or p.name.startswith("layer")))
+                  if p.is_file() and sessions not in p.parents and not (p.name in EDITOR_COPIES or p.name.startswith("layer"))
+                  and not (p.parent == root and UPLOAD_STAGING.fullmatch(p.name)))
 
 
 @pytest.mark.parametrize("case", ["oversized", "not_a_video", "undecodable", "empty_mask", "nothing_painted", "no_mask"])
