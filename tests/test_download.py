@@ -84,8 +84,9 @@ class RangeHandler(SimpleHTTPRequestHandler):
         self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        # recorded before the body goes out: the client may finish and the test read `sent` before this thread runs on
         self.server.sent.append((self.path, len(body)))
+        self.wfile.write(body)
 
     def _send_truncated(self) -> None:
         data = self._file()
