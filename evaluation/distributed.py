@@ -32,7 +32,7 @@ import torch.distributed as dist
 
 from util.atomic import write_text_atomic
 from util.errors import UserError
-from util.hardware import available_cpus, launcher_ranks, omp_threads, rank_device, ranks_on_this_node
+from util.hardware import cpu_share, launcher_ranks, omp_threads, rank_device
 from util.output_safety import STATE_DIR
 
 MERGE = "merge"
@@ -111,7 +111,7 @@ def plan_threads(threads: Optional[int]) -> int:
     started on it."""
     if threads is not None:
         return threads
-    return omp_threads() or max(1, available_cpus() // ranks_on_this_node())
+    return omp_threads() or cpu_share()
 
 
 def split_by_frames(costs: Sequence[int], parts: int) -> list[list[int]]:

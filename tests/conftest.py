@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# Measured with `python -m pytest -p no:xdist --durations=0` (one thread), longest first; files not named here follow.
+# Measured in one process (`OMP_NUM_THREADS=1 python -m pytest -n 0 --durations=0`), longest first; files not named
+# here follow.
 SLOWEST_FIRST = (
     "test_training.py", "test_app.py", "test_distributed_eval.py", "test_benchmark.py", "test_demo.py",
     "test_bad_inputs.py", "test_eval_cli.py", "test_readme_commands.py", "test_output_safety.py", "test_evidence.py",
@@ -30,7 +31,9 @@ SLOWEST_FIRST = (
 def pytest_configure(config) -> None:
     import torch
 
-    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    from util.hardware import omp_threads
+
+    torch.set_num_threads(omp_threads() or 1)  # one, unless the caller set a valid OMP_NUM_THREADS
 
 
 def pytest_collection_modifyitems(items: list) -> None:

@@ -93,7 +93,6 @@ def test_omp_num_threads_is_the_default_when_it_is_a_positive_integer(monkeypatc
     monkeypatch.setenv("OMP_NUM_THREADS", value)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     monkeypatch.setattr(hardware, "available_cpus", lambda: 16)
-    monkeypatch.setattr(distributed, "available_cpus", lambda: 16)
     try:
         assert hardware.omp_threads() == expected
         assert hardware.set_threads(None) == (expected or 16) == torch.get_num_threads()

@@ -144,6 +144,11 @@ def ranks_on_this_node() -> int:
     return 1
 
 
+def cpu_share() -> int:
+    """An equal share of the CPUs this process may use for each process a launcher started on this machine."""
+    return max(1, available_cpus() // ranks_on_this_node())
+
+
 def launcher_ranks(local_rank: Optional[int] = None) -> tuple[int, int, int]:
     """(rank, world size, local rank) from a launcher's environment (torchrun); (0, 1, 0) for a plain process."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -169,7 +174,7 @@ def training_parallelism(device_type: str, workers: Optional[int] = None, thread
     there are CPUs to spare (a quarter of the share), the rest become threads. Given values win, and
     ``OMP_NUM_THREADS`` sets the threads when they are not given.
     """
-    share = max(1, available_cpus() // ranks_on_this_node())
+    share = cpu_share()
     threads = threads if threads is not None else omp_threads()
     if device_type == "cuda":
         workers = min(8, share) if workers is None else workers
