@@ -212,8 +212,16 @@ class Page:
     def fetched(self) -> list[str]:
         """Every URL this page has fetched: the routed requests, and those of its workers (the image editor decodes its
         images in a web worker, whose requests are not routed)."""
+        from playwright.sync_api import Error as PlaywrightError
+
         script = "performance.getEntriesByType('resource').map(e => e.name)"
-        return self.requested + [url for worker in self.page.workers for url in worker.evaluate(script)]
+        urls = list(self.requested)
+        for worker in self.page.workers:
+            try:
+                urls += worker.evaluate(script)
+            except PlaywrightError:  # the worker ended between the listing and the question (seen once in CI)
+                continue
+        return urls
 
     def wait_fetched(self, part: str, timeout_s: float = 30) -> str:
         """Wait (bounded) until this page has fetched a URL holding ``part``; returns every URL fetched, joined."""
