@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from datasets.generic_test_dataset import generic_video
+from evaluation.arguments import add_eval_args
 from evaluation.generic import checked_ground_truth, overlay_names, print_jf, write_video_overlay
-from evaluation.runner import add_eval_args, evaluate_from_args
+from evaluation.runner import evaluate_from_args
 from model.memory_policy import DAVIS_MEMORY
 from util.arg_types import size_or_native
 from util.errors import UserError, exit_on_user_error

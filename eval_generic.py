@@ -14,8 +14,9 @@ from typing import Optional
 
 from datasets.generic_test_dataset import MAX_SHORT_SIDE, generic_video
 from datasets.video_source import VideoSource
+from evaluation.arguments import add_eval_args
 from evaluation.generic import checked_ground_truth, overlay_names, print_jf, write_video_overlay
-from evaluation.runner import add_eval_args, evaluate_from_args
+from evaluation.runner import evaluate_from_args
 from model.memory_policy import DAVIS_MEMORY
 from util.arg_types import plain_name, positive_float, size_or_native
 from util.errors import exit_on_user_error

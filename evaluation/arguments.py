@@ -1,0 +1,96 @@
+"""The evaluation scripts' shared flags: the one evaluation module that declares arguments (imports argparse)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Optional
+
+from evaluation.distributed import MERGE
+from model.config import QAM_ACTIVATIONS
+from model.memory_policy import POLICIES, QUALITY_BASES, QUALITY_MEANS, ZERO_BASE_CHOICES, MemoryConfig
+from model.network import DEFAULT_TOP_K
+from util.arg_types import finite_float, non_negative_int, positive_int
+
+
+def add_eval_args(
+    parser: argparse.ArgumentParser,
+    memory: MemoryConfig,
+    default_model: str = "saves/QDMN.pth",
+    default_output: Optional[str] = None,
+    distributed: bool = True,
+) -> None:
+    """Flags every evaluation script shares (the official ones plus this project's); ``distributed``: ``--shard`` too."""
+    parser.add_argument("--model", default=default_model, help="network weights (.pth)")
+    parser.add_argument("--output", required=default_output is None, default=default_output, help="folder for the output masks")
+    parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu... (default: cuda when available)")
+    parser.add_argument("--use_km", action="store_true", help="kernelised memory read (KMN Gaussian, sigma 5.6)")
+    parser.add_argument("--no_top", action="store_true", help="full softmax instead of top-k")
+    parser.add_argument("--top_k", type=positive_int, default=DEFAULT_TOP_K, help="affinities kept per query position")
+    parser.add_argument("--mem_freq", type=positive_int, default=memory.mem_freq, help="minimum gap between admitted frames")
+    parser.add_argument("--threshold", type=finite_float(), default=memory.threshold, help="normalised quality needed for admission")
+    parser.add_argument("--capacity", type=non_negative_int, default=memory.capacity,
+                        help="eviction starts when the bank holds more entries")
+    parser.add_argument(
+        "--zero_base",
+        choices=ZERO_BASE_CHOICES,
+        default=memory.zero_base,
+        help="behaviour when the base score is zero (the annotated, or first propagated, frame's QAM scores all zero)",
+    )
+    parser.add_argument(
+        "--quality_mean",
+        choices=QUALITY_MEANS,
+        default=memory.quality_mean,
+        help="a frame's quality averages the QAM scores of all objects or only the non-zero ones "
+        "(default: this dataset's official core at HEAD)",
+    )
+    parser.add_argument(
+        "--quality_base",
+        choices=QUALITY_BASES,
+        default=memory.quality_base,
+        help="the quality is divided by the annotated frame's non-zero mean or by the first propagated frame's mean "
+        "(default: this dataset's official core at HEAD)",
+    )
+    parser.add_argument(
+        "--qam_activation",
+        choices=QAM_ACTIVATIONS,
+        default=None,
+        help="override the QAM activation of a bare state dict (default: relu, as released)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="redo videos whose output folder is already complete")
+    parser.add_argument("--amp", action="store_true",
+                        help="mixed precision: float16 on CUDA, bfloat16 on a CPU with native bfloat16 (elsewhere float32, with a warning)")
+    parser.add_argument("--force_amp", action="store_true", help="with --amp: bfloat16 even on a CPU without native bfloat16 (slow)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="CPU threads for the network (default: the CPUs this process may use; 1 when the machine is shared)")
+    parser.add_argument(
+        "--official_kernels",
+        action="store_true",
+        help="the official arithmetic (NCHW layout, dense scatter+bmm top-k readout): slower; by default channels_last and a "
+        "gathered top-k readout give the same masks up to float rounding",
+    )
+    parser.add_argument("--stats_json", default=None,
+                        help="also write the run's summary (videos, frames, seconds, FPS, peak memory frames, peak RSS) as JSON")
+    parser.add_argument("--memory_policy", choices=POLICIES, default="qdmn",
+                        help="qdmn (the paper); every / fifo / first_prev: baselines for comparison")
+    if distributed:
+        add_distributed_args(parser)
+
+
+def shard_arg(text: str) -> str:
+    """``--shard``: ``I/N`` (0 <= I < N) or ``merge``."""
+    if text == MERGE:
+        return text
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)):
+        raise argparse.ArgumentTypeError(f"{text!r}: use I/N with 0 <= I < N (e.g. 0/4), or 'merge'")
+    return f"{int(index)}/{int(count)}"
+
+
+def add_distributed_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shard",
+        type=shard_arg,
+        default=None,
+        help="I/N: process the I-th of N shares of the videos and exit (array jobs); any shard, or 'merge', "
+        "writes the zip and the summary once every video is complete. Under torchrun the ranks split the videos by themselves",
+    )
