@@ -7,7 +7,8 @@ import sys
 
 from datasets.davis_test_dataset import davis2016_videos
 from evaluation.arguments import add_eval_args
-from evaluation.runner import evaluate_from_args, write_binary
+from evaluation.masks import write_binary
+from evaluation.runner import evaluate_from_args
 from model.memory_policy import DAVIS_MEMORY
 from util.errors import exit_on_user_error
 

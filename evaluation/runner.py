@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import os
 import socket
@@ -16,18 +15,14 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-import progressbar
 import torch
-import torch.nn.functional as F
 
 from datasets.video_source import VideoSource
-from engine.core import InferenceCore
 from evaluation.distributed import (
     FINISH_LOCK,
     MERGE_HINT,
@@ -51,13 +46,13 @@ from evaluation.distributed import (
     split_by_frames,
     write_rank_record,
 )
-from model.checkpoint import check_state_dict, extract_weights, safe_load, trained_frame_size
+from evaluation.masks import MaskWriter, write_palette
+from evaluation.propagation import FrameHook, RunStats, build_network, segment_videos
 from model.memory_policy import MemoryConfig
-from model.network import DEFAULT_KM_SIGMA, QDMN
+from model.network import QDMN
 from util.atomic import write_text_atomic
 from util.errors import RunIncomplete, UserError
-from util.hardware import amp_dtype, effective_amp, set_threads
-from util.image_io import mask_palette, save_gray_png, save_palette_png
+from util.hardware import effective_amp, set_threads
 from util.output_safety import (
     STATE_DIR,
     archive_path,
@@ -65,21 +60,12 @@ from util.output_safety import (
     check_output_location,
     check_plain_name,
     check_video_outputs,
-    fresh_partial,
     is_complete,
     lock_output,
-    publish,
-    video_lock,
     waiting_lock,
     zip_comment,
 )
 from util.profiling import peak_rss_mib
-from util.streaming import AsyncWriter, prefetch
-
-MaskWriter = Callable[[Path, np.ndarray, VideoSource], None]
-# Called after each frame with (video, frame index, label map, engine): progress and the memory's decisions
-# (``engine.decisions``) for a caller that shows them; it must not change the engine.
-FrameHook = Callable[[VideoSource, int, np.ndarray, InferenceCore], None]
 
 
 def memory_config(args: argparse.Namespace) -> MemoryConfig:
@@ -97,29 +83,6 @@ def memory_config(args: argparse.Namespace) -> MemoryConfig:
         raise UserError(str(e)) from None
 
 
-def build_network(args: argparse.Namespace, device: torch.device) -> QDMN:
-    """The network of ``--model`` on ``device``, optimised for inference unless ``--official_kernels``."""
-    obj = safe_load(args.model)
-    state, config = extract_weights(obj, args.model, args.qam_activation)
-    trained = trained_frame_size(obj)
-    if trained is not None:
-        print(f"{args.model}: trained on {trained[0]}x{trained[1]} (HxW) frames")
-    top_k = None if args.no_top else args.top_k
-    network = QDMN(config, top_k=top_k, km_sigma=DEFAULT_KM_SIGMA if args.use_km else None)
-    check_state_dict(network, state, args.model)
-    return prepare_network(network, device, args.official_kernels, getattr(args, "amp", False))
-
-
-def prepare_network(network: QDMN, device: torch.device, official_kernels: bool, amp: bool) -> QDMN:
-    """``network`` on ``device`` for evaluation: the official arithmetic with ``official_kernels``,
-    else the fast path (:meth:`QDMN.optimize_for_inference`, weights in the ``amp`` type)."""
-    network = network.to(device).eval()
-    network.dense_readout = official_kernels
-    if official_kernels:
-        return network
-    return network.optimize_for_inference(amp_dtype(device) if amp else None)
-
-
 def prepare_output(path: str | os.PathLike) -> Path:
     out = Path(path)
     try:
@@ -130,82 +93,6 @@ def prepare_output(path: str | os.PathLike) -> Path:
     except OSError as e:
         raise UserError(f"{out}: output folder cannot be written ({e.strerror}); choose another --output") from None
     return out
-
-
-def probabilities_to_labels(prob: torch.Tensor, size: tuple[int, int], labels: torch.Tensor) -> torch.Tensor:
-    """(K+1, h, w) probabilities -> (H, W) dataset labels; bilinear upsampling before the argmax."""
-    if tuple(prob.shape[-2:]) != tuple(size):
-        prob = F.interpolate(prob.unsqueeze(0), size=size, mode="bilinear", align_corners=False)[0]
-    return labels[prob.argmax(dim=0)]
-
-
-@dataclass
-class VideoStats:
-    """One video: frames written, seconds, the memory's admissions and evictions, most frames read from memory."""
-
-    frames: int = 0
-    seconds: float = 0.0
-    admitted: int = 0
-    evicted: int = 0
-    peak_memory_frames: int = 0
-
-
-@dataclass
-class RunStats:
-    videos: int = 0
-    frames: int = 0
-    seconds: float = 0.0
-    peak_memory_frames: int = 0  # most frames read from memory for one query (temporary frame included)
-    per_video: dict[str, VideoStats] = field(default_factory=dict)
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-
-def propagate(
-    network: QDMN,
-    memory: MemoryConfig,
-    video: VideoSource,
-    device: torch.device,
-    prefetch_depth: int = 4,
-    amp: bool = False,
-    stats: Optional[RunStats] = None,
-    on_frame: Optional[FrameHook] = None,
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Run the engine over one video; yields (frame index, uint8 label map at the frame's size) from the first annotation on.
-
-    Frames are decoded in a background thread a few frames ahead; nothing but the
-    engine's memory is kept.
-    """
-    core = InferenceCore(network, memory, device, amp=amp)
-    labels = torch.zeros(1, dtype=torch.uint8, device=device)
-    this = VideoStats()
-    start = video.first_annotated  # propagating before the first annotation is useless
-    for item in prefetch((item for item in video.items() if item.index >= start), prefetch_depth):
-        if item.annotation is None:
-            prob = core.step(item.image, frame=item.index)
-        else:
-            prob = core.step(item.image, item.annotation.masks, item.annotation.object_ids, frame=item.index)
-            labels = torch.tensor([0, *core.object_ids], dtype=torch.uint8, device=device)
-        this.peak_memory_frames = max(this.peak_memory_frames, len(core.store) + (core.temporary is not None))
-        ids = probabilities_to_labels(prob, item.size, labels).cpu().numpy()
-        if on_frame is not None:
-            on_frame(video, item.index, ids, core)
-        yield item.index, ids
-    if stats is not None:
-        this.admitted = sum(d.admitted for _, d in core.decisions)
-        this.evicted = sum(d.evicted is not None for _, d in core.decisions)
-        stats.peak_memory_frames = max(stats.peak_memory_frames, this.peak_memory_frames)
-        stats.per_video[video.name] = this
-
-
-def write_palette(path: Path, ids: np.ndarray, video: VideoSource) -> None:
-    save_palette_png(path, ids, mask_palette(video.palette_from) if video.palette_from else None)
-
-
-def write_binary(path: Path, ids: np.ndarray, video: VideoSource) -> None:
-    save_gray_png(path, (ids > 0).astype(np.uint8) * 255)
 
 
 def run_evaluation(
@@ -241,91 +128,6 @@ def pending_videos(output: Path, videos: list[VideoSource], overwrite: bool, ann
     if announce and len(todo) < len(videos):
         print(f"skipping {len(videos) - len(todo)} complete video(s) already in {output} (--overwrite redoes them)")
     return todo
-
-
-def segment_videos(
-    network: QDMN,
-    memory: MemoryConfig,
-    todo: list[VideoSource],
-    output: Path,
-    device: torch.device,
-    stats: RunStats,
-    writer: MaskWriter = write_palette,
-    amp: bool = False,
-    on_frame: Optional[FrameHook] = None,
-    holder: Optional[str] = None,
-    overwrite: bool = False,
-    progress: bool = True,
-    on_error: Optional[Callable[[VideoSource, UserError], None]] = None,
-) -> list[str]:
-    """Write ``todo``'s masks, adding to ``stats``; returns the videos left to another process.
-
-    ``holder`` (a process of a parallel run): each video is written under its lock
-    (:func:`util.output_safety.video_lock`); one another process holds is left to it,
-    and one that became complete meanwhile is skipped (unless ``overwrite``).
-    ``on_error``: a video that fails (a UserError) is reported to it and the next one
-    starts; without it the first failure ends the run.
-    """
-    busy: list[str] = []
-    total = sum(len(v) for v in todo)
-    widgets = [progressbar.Percentage(), " ", progressbar.Bar(), " ", progressbar.Variable("video"), " ", progressbar.ETA()]
-    bar = (progressbar.ProgressBar(max_value=max(total, 1), widgets=widgets, redirect_stdout=True, fd=sys.stdout)  # stderr: errors only
-           if progress else progressbar.NullBar(max_value=max(total, 1)))
-    with bar, AsyncWriter() as io:
-        done = 0
-        for video in todo:
-            with video_lock(output, video.name, holder) if holder else contextlib.nullcontext() as other:
-                if other is not None:
-                    busy.append(video.name)
-                elif holder is None or overwrite or not is_complete(output, video.name):
-                    try:
-                        segment_one(network, memory, video, output, device, stats, io, writer, amp, on_frame,
-                                    lambda t, name=video.name, base=done: bar.update(min(total, base + t + 1), video=name))
-                    except UserError as e:
-                        if on_error is None:
-                            raise
-                        on_error(video, e)
-            done += len(video)
-    return busy
-
-
-def segment_one(
-    network: QDMN,
-    memory: MemoryConfig,
-    video: VideoSource,
-    output: Path,
-    device: torch.device,
-    stats: RunStats,
-    io: AsyncWriter,
-    writer: MaskWriter,
-    amp: bool,
-    on_frame: Optional[FrameHook],
-    on_progress: Callable[[int], None],
-) -> None:
-    """One video into ``.<name>.partial``, published as ``<name>`` once every mask is written."""
-    start = time.perf_counter()
-    partial = fresh_partial(output, video.name)
-    written = 0
-    for t, ids in propagate(network, memory, video, device, amp=amp, stats=stats, on_frame=on_frame):
-        io.submit(functools.partial(write_mask, writer, partial / video.output_name(t), ids, video))
-        stats.frames += 1
-        written += 1
-        on_progress(t)
-    io.flush()
-    publish(output, video.name, partial, written)
-    seconds = time.perf_counter() - start
-    stats.videos += 1
-    stats.seconds += seconds
-    if video.name in stats.per_video:
-        stats.per_video[video.name].frames, stats.per_video[video.name].seconds = written, seconds
-
-
-def write_mask(writer: MaskWriter, path: Path, ids: np.ndarray, video: VideoSource) -> None:
-    """``writer``; a full disk or a permission error is one line naming the file (nothing is published)."""
-    try:
-        writer(path, ids, video)
-    except OSError as e:
-        raise UserError(f"{path}: cannot write ({e.strerror or e}); free disk space or fix the permissions of --output") from None
 
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold: members carry no run-specific time

@@ -79,7 +79,9 @@ def write_video(root: Path, frames: int, height: int, width: int, objects: int, 
 def measure(data: Path, args: argparse.Namespace) -> dict:
     """Run the real evaluation loop on ``data``; return timings and memory (child process)."""
     from datasets.video_source import ImageFolderFrames, VideoSource
-    from evaluation.runner import prepare_network, run_evaluation, write_palette
+    from evaluation.masks import write_palette
+    from evaluation.propagation import prepare_network
+    from evaluation.runner import run_evaluation
     from model.memory_policy import DAVIS_MEMORY
     from model.network import random_network
     from util.hardware import amp_dtype, cpu_model, effective_amp, native_cpu_bfloat16, resolve_device, set_threads, torch_cpu_capability

@@ -21,7 +21,8 @@ import torch
 from datasets.davis_test_dataset import davis2017_videos
 from engine.core import InferenceCore
 from evaluation.arguments import add_eval_args
-from evaluation.runner import build_network, memory_config
+from evaluation.propagation import build_network
+from evaluation.runner import memory_config
 from model.memory_policy import DAVIS_MEMORY
 from util.errors import exit_on_user_error
 from util.hardware import resolve_device
