@@ -10,7 +10,8 @@ from pathlib import Path
 from datasets import layouts
 from datasets.davis_test_dataset import davis2017_videos
 from evaluation.arguments import add_eval_args
-from evaluation.runner import evaluate_from_args, write_submission_zip
+from evaluation.publish import write_submission_zip
+from evaluation.runner import evaluate_from_args
 from model.memory_policy import DAVIS_MEMORY
 from util.errors import exit_on_user_error
 from util.metrics import GLOBAL_CSV, PER_SEQUENCE_CSV, run_jf

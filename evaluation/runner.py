@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import socket
 import sys
-import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,9 +45,16 @@ from evaluation.distributed import (
 )
 from evaluation.masks import MaskWriter, write_palette
 from evaluation.propagation import FrameHook, RunStats, build_network, segment_videos
+from evaluation.publish import (
+    check_stats_json,
+    pending_videos,
+    prepare_output,
+    print_summary,
+    summary,
+    write_stats_json,
+)
 from model.memory_policy import MemoryConfig
 from model.network import QDMN
-from util.atomic import write_text_atomic
 from util.errors import RunIncomplete, UserError
 from util.hardware import effective_amp, set_threads
 from util.output_safety import (
@@ -58,12 +62,9 @@ from util.output_safety import (
     archive_path,
     check_archive_replaceable,
     check_output_location,
-    check_plain_name,
-    check_video_outputs,
     is_complete,
     lock_output,
     waiting_lock,
-    zip_comment,
 )
 from util.profiling import peak_rss_mib
 
@@ -81,18 +82,6 @@ def memory_config(args: argparse.Namespace) -> MemoryConfig:
         )
     except ValueError as e:
         raise UserError(str(e)) from None
-
-
-def prepare_output(path: str | os.PathLike) -> Path:
-    out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write_test.", dir=out)  # a fresh name: no file of the user's is touched
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise UserError(f"{out}: output folder cannot be written ({e.strerror}); choose another --output") from None
-    return out
 
 
 def run_evaluation(
@@ -119,52 +108,6 @@ def run_evaluation(
     stats = RunStats()
     segment_videos(network, memory, todo, output, device, stats, writer=writer, amp=amp, on_frame=on_frame)
     return stats
-
-
-def pending_videos(output: Path, videos: list[VideoSource], overwrite: bool, announce: bool = True) -> list[VideoSource]:
-    """The videos still to do (all with ``overwrite``), once every existing output of theirs is known to be this project's."""
-    check_video_outputs(output, [check_plain_name(v.name, "video name") for v in videos])
-    todo = [v for v in videos if overwrite or not is_complete(output, v.name)]
-    if announce and len(todo) < len(videos):
-        print(f"skipping {len(videos) - len(todo)} complete video(s) already in {output} (--overwrite redoes them)")
-    return todo
-
-
-ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold: members carry no run-specific time
-
-
-def add_to_zip(archive: zipfile.ZipFile, path: Path, name: str) -> None:
-    info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
-    info.compress_type = zipfile.ZIP_DEFLATED
-    info.external_attr = 0o644 << 16
-    archive.writestr(info, path.read_bytes())
-
-
-def write_submission_zip(output: Path, videos: Iterable[VideoSource], zip_path: Optional[Path] = None) -> Path:
-    """Zip ``Annotations/<video>/<frame>.png`` for the evaluation servers.
-
-    Only the frames a server scores are included (``VideoSource.submission_stems``).
-    The archive is ``<output>.zip`` (the folder's full name); an existing archive is
-    replaced only when it was written from the same folder by this project. The same
-    masks give the same bytes (fixed member dates), however many processes wrote them.
-    """
-    zip_path = zip_path or archive_path(output)
-    check_archive_replaceable(zip_path, output)
-    tmp = zip_path.with_name(f".{zip_path.name}.{os.getpid()}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "x", zipfile.ZIP_DEFLATED) as archive:  # "x": never over an existing file
-            archive.comment = zip_comment(output)
-            for video in videos:
-                for png in sorted((output / video.name).glob("*.png")):
-                    if video.submission_stems is None or png.stem in video.submission_stems:
-                        add_to_zip(archive, png, f"Annotations/{video.name}/{png.name}")
-        os.replace(tmp, zip_path)
-    except FileExistsError:
-        raise UserError(f"{tmp}: exists; move it and rerun") from None
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"{zip_path}: cannot write the archive ({e.strerror or e}); free disk space or choose another --output") from None
-    return zip_path
 
 
 Finish = Callable[[Path], None]
@@ -349,40 +292,3 @@ def finish_parallel(args: argparse.Namespace, plan: Plan, videos: list[VideoSour
     mark_finished(output, [v.name for v in videos])
 
 
-def print_summary(stats: RunStats, output: Path) -> None:
-    print(f"Total processing time: {stats.seconds:.2f} s")
-    print(f"Total processed frames: {stats.frames} ({stats.videos} videos)")
-    print(f"FPS: {stats.fps:.3f}")
-    print(f"Peak memory frames: {stats.peak_memory_frames}")
-    print(f"Peak RSS: {peak_rss_mib():.0f} MiB")
-    print(f"Masks written to {output}")
-
-
-def summary(stats: RunStats, output: Path) -> dict[str, object]:
-    """What ``print_summary`` prints, as data."""
-    return {
-        "videos": stats.videos,
-        "frames": stats.frames,
-        "seconds": stats.seconds,
-        "fps": stats.fps,
-        "peak_memory_frames": stats.peak_memory_frames,
-        "peak_rss_mib": peak_rss_mib(),
-        "output": str(output),
-        "per_video": {name: asdict(v) for name, v in stats.per_video.items()},
-    }
-
-
-def check_stats_json(path: Path) -> None:
-    """``--stats_json`` names a new or JSON file (never a folder, a mask or a checkpoint)."""
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder; --stats_json takes a file name, e.g. {path / 'stats.json'}")
-    if path.exists() and path.suffix.lower() != ".json":
-        raise UserError(f"{path}: exists and is not a .json file; --stats_json would replace it, choose another name")
-
-
-def write_stats_json(result: dict[str, object], path: Path) -> None:
-    """A run's summary as JSON, written under a temporary name and renamed."""
-    try:
-        write_text_atomic(path, json.dumps(result, indent=1) + "\n")
-    except OSError as e:
-        raise UserError(f"{path}: cannot write ({e.strerror or e}); choose another --stats_json") from None
