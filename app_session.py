@@ -5,7 +5,7 @@ root) holding its upload, its first-frame mask and its runs; the folder is remov
 the session ends. Uploaded files are copied under fixed names (a client's file name is
 never used as a path), limits are checked before anything is decoded, and a session
 runs one propagation at a time. The run is ``eval_generic.py``'s: the same argument
-parser, :func:`generic_video`, :func:`evaluate_from_args` and overlay writer.
+parser, :func:`generic_video`, :func:`evaluation.runner.evaluate` and overlay writer.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import eval_generic
 from datasets.generic_test_dataset import VIDEO_EXTENSIONS, generic_video
 from datasets.video_source import VOID_LABEL, ImageFolderFrames, VideoFileFrames, VideoSource, check_sequence_folder
 from evaluation.generic import overlay_items
-from evaluation.runner import evaluate_from_args
+from evaluation.runner import evaluate
 from util.errors import UserError
 from util.image_io import load_mask, save_palette_png
 from util.overlay import blend, write_overlay
@@ -290,7 +290,7 @@ class Session:
             decisions[:] = core.decisions
             on_frame(index, len(source), ids)
 
-        evaluate_from_args(args, [video], on_frame=hook)
+        evaluate(eval_generic.run_config(args), [video], on_frame=hook)
         return self.outputs(video, output, decisions, settings)
 
     def outputs(self, video: VideoSource, output: Path, decisions: list, settings: RunSettings) -> RunResult:

@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from datasets.davis_test_dataset import davis2016_videos
-from evaluation.arguments import add_eval_args
+from evaluation.arguments import add_eval_args, eval_config
 from evaluation.masks import write_binary
-from evaluation.runner import evaluate_from_args
+from evaluation.runner import evaluate
 from model.memory_policy import DAVIS_MEMORY
 from util.errors import exit_on_user_error
 
@@ -24,7 +24,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     videos = davis2016_videos(args.davis)
-    evaluate_from_args(args, videos, writer=write_binary)
+    evaluate(eval_config(args), videos, writer=write_binary)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,10 @@ from typing import Optional
 
 from datasets.generic_test_dataset import MAX_SHORT_SIDE, generic_video
 from datasets.video_source import VideoSource
-from evaluation.arguments import add_eval_args
+from evaluation.arguments import add_eval_args, eval_config
+from evaluation.config import EvalConfig
 from evaluation.generic import checked_ground_truth, overlay_names, print_jf, write_video_overlay
-from evaluation.runner import evaluate_from_args
+from evaluation.runner import evaluate
 from model.memory_policy import DAVIS_MEMORY
 from util.arg_types import plain_name, positive_float, size_or_native
 from util.errors import exit_on_user_error
@@ -38,6 +39,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def run_config(args: argparse.Namespace) -> EvalConfig:
+    """The evaluation's settings (``--gt`` is an input the output must not be written into); the page's runs use it too."""
+    return eval_config(args, ground_truth=args.gt)
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
@@ -45,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     gt = checked_ground_truth(args.gt, video)
     if args.overlay:
         check_files(Path(args.output), overlay_names(video))  # before inference, not after
-    evaluate_from_args(args, [video], finish=lambda output: finish(args, output, video, gt))
+    evaluate(run_config(args), [video], finish=lambda output: finish(args, output, video, gt))
 
 
 def finish(args: argparse.Namespace, output: Path, video: VideoSource, gt: Optional[Path]) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import Optional
+from dataclasses import fields
+from typing import Any, Optional
 
+from evaluation.config import EvalConfig
 from evaluation.distributed import MERGE
 from model.config import QAM_ACTIVATIONS
 from model.memory_policy import POLICIES, QUALITY_BASES, QUALITY_MEANS, ZERO_BASE_CHOICES, MemoryConfig
@@ -74,6 +76,17 @@ def add_eval_args(
                         help="qdmn (the paper); every / fifo / first_prev: baselines for comparison")
     if distributed:
         add_distributed_args(parser)
+    parser.set_defaults(distributed=distributed, **({} if distributed else {"shard": None}))
+
+
+SCRIPT_FIELDS = ("zip", "ground_truth")  # set by the script itself (eval_config's ``script``), not by add_eval_args
+
+
+def eval_config(args: argparse.Namespace, **script: Any) -> EvalConfig:
+    """The flags :func:`add_eval_args` declared, frozen, with what the script sets itself (``zip``, ``ground_truth``, or a
+    flag it fixes, as the demo's ``overwrite``)."""
+    values = {f.name: getattr(args, f.name) for f in fields(EvalConfig) if f.name not in SCRIPT_FIELDS}
+    return EvalConfig(**{**values, **script})
 
 
 def shard_arg(text: str) -> str:

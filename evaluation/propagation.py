@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import sys
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 
 from datasets.video_source import VideoSource
 from engine.core import InferenceCore
+from evaluation.config import EvalConfig
 from evaluation.masks import MaskWriter, write_mask, write_palette
 from model.checkpoint import check_state_dict, extract_weights, safe_load, trained_frame_size
 from model.memory_policy import MemoryConfig
@@ -33,17 +33,17 @@ from util.streaming import AsyncWriter, prefetch
 FrameHook = Callable[[VideoSource, int, np.ndarray, InferenceCore], None]
 
 
-def build_network(args: argparse.Namespace, device: torch.device) -> QDMN:
-    """The network of ``--model`` on ``device``, optimised for inference unless ``--official_kernels``."""
-    obj = safe_load(args.model)
-    state, config = extract_weights(obj, args.model, args.qam_activation)
+def build_network(settings: EvalConfig, device: torch.device, amp: bool) -> QDMN:
+    """The network of ``--model`` on ``device``, optimised for inference (weights in the ``amp`` type) unless ``--official_kernels``."""
+    obj = safe_load(settings.model)
+    state, config = extract_weights(obj, settings.model, settings.qam_activation)
     trained = trained_frame_size(obj)
     if trained is not None:
-        print(f"{args.model}: trained on {trained[0]}x{trained[1]} (HxW) frames")
-    top_k = None if args.no_top else args.top_k
-    network = QDMN(config, top_k=top_k, km_sigma=DEFAULT_KM_SIGMA if args.use_km else None)
-    check_state_dict(network, state, args.model)
-    return prepare_network(network, device, args.official_kernels, getattr(args, "amp", False))
+        print(f"{settings.model}: trained on {trained[0]}x{trained[1]} (HxW) frames")
+    top_k = None if settings.no_top else settings.top_k
+    network = QDMN(config, top_k=top_k, km_sigma=DEFAULT_KM_SIGMA if settings.use_km else None)
+    check_state_dict(network, state, settings.model)
+    return prepare_network(network, device, settings.official_kernels, amp)
 
 
 def prepare_network(network: QDMN, device: torch.device, official_kernels: bool, amp: bool) -> QDMN:

@@ -6,7 +6,6 @@ Scripts parse their arguments with :func:`evaluation.arguments.add_eval_args`, l
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import socket
@@ -20,6 +19,7 @@ from typing import Optional
 import torch
 
 from datasets.video_source import VideoSource
+from evaluation.config import EvalConfig, memory_config
 from evaluation.distributed import (
     FINISH_LOCK,
     MERGE_HINT,
@@ -69,21 +69,6 @@ from util.output_safety import (
 from util.profiling import peak_rss_mib
 
 
-def memory_config(args: argparse.Namespace) -> MemoryConfig:
-    try:
-        return MemoryConfig(
-            mem_freq=args.mem_freq,
-            threshold=args.threshold,
-            capacity=args.capacity,
-            zero_base=args.zero_base,
-            policy=args.memory_policy,
-            quality_mean=args.quality_mean,
-            quality_base=args.quality_base,
-        )
-    except ValueError as e:
-        raise UserError(str(e)) from None
-
-
 def run_evaluation(
     network: QDMN,
     memory: MemoryConfig,
@@ -113,8 +98,8 @@ def run_evaluation(
 Finish = Callable[[Path], None]
 
 
-def evaluate_from_args(
-    args: argparse.Namespace,
+def evaluate(
+    config: EvalConfig,
     videos: list[VideoSource],
     writer: MaskWriter = write_palette,
     on_frame: Optional[FrameHook] = None,
@@ -125,32 +110,32 @@ def evaluate_from_args(
     ``finish`` (the submission zip, J&F, overlays) runs once every video is complete, in
     one process: this one, rank 0 under torchrun, or the shard (or ``--shard merge``)
     that finds every video complete (:mod:`evaluation.distributed`). Scripts without
-    ``--shard`` (the demo, the app) always run in one process. ``on_frame``: see :data:`FrameHook`.
+    ``--shard`` (the demo) always run in one process. ``on_frame``: see :data:`FrameHook`.
     """
-    plan = plan_from(args.shard) if hasattr(args, "shard") else Plan()
-    device = plan_device(plan, args.device)
-    threads = set_threads(plan_threads(args.threads))
-    args.amp = effective_amp(device, args.amp, args.force_amp)
-    ground_truth = [args.gt] if getattr(args, "gt", None) else []
-    check_output_location(args.output, [p for v in videos for p in v.inputs()] + [args.model, *ground_truth])
-    if getattr(args, "stats_json", None):  # before the work, not after it
-        check_stats_json(Path(args.stats_json))
-    if getattr(args, "zip", False):  # before the work, not after it
-        check_archive_replaceable(archive_path(Path(args.output)), Path(args.output))
+    plan = plan_from(config.shard) if config.distributed else Plan()
+    device = plan_device(plan, config.device)
+    threads = set_threads(plan_threads(config.threads))
+    amp = effective_amp(device, config.amp, config.force_amp)
+    ground_truth = [config.ground_truth] if config.ground_truth else []
+    check_output_location(config.output, [p for v in videos for p in v.inputs()] + [config.model, *ground_truth])
+    if config.stats_json:  # before the work, not after it
+        check_stats_json(Path(config.stats_json))
+    if config.zip:  # before the work, not after it
+        check_archive_replaceable(archive_path(Path(config.output)), Path(config.output))
     if plan.kind == "merge":
-        return merge_shards(args, plan, videos, finish)
-    network = build_network(args, device)
-    output = prepare_output(args.output)
+        return merge_shards(config, plan, videos, finish)
+    network = build_network(config, device, amp)
+    output = prepare_output(config.output)
     if plan.parallel:
-        run = ParallelRun(args, plan, videos, output, device, threads, finish)
-        return run.execute(network, memory_config(args), writer, on_frame)
+        run = ParallelRun(config, plan, videos, output, device, threads, amp, finish)
+        return run.execute(network, memory_config(config), writer, on_frame)
     with torch.no_grad():  # for this run only: a caller in the same process (a test, the app) keeps its grad mode
         stats = run_evaluation(
-            network, memory_config(args), videos, output, device, writer=writer, overwrite=args.overwrite, amp=args.amp, on_frame=on_frame
+            network, memory_config(config), videos, output, device, writer=writer, overwrite=config.overwrite, amp=amp, on_frame=on_frame
         )
     print_summary(stats, output)
-    if getattr(args, "stats_json", None):
-        write_stats_json(summary(stats, output), Path(args.stats_json))
+    if config.stats_json:
+        write_stats_json(summary(stats, output), Path(config.stats_json))
     if finish is not None:
         finish(output)
     return output
@@ -164,12 +149,13 @@ def frames_to_segment(video: VideoSource) -> int:
 class ParallelRun:
     """This process's part of a run over several processes (torchrun ranks or ``--shard`` shards)."""
 
-    args: argparse.Namespace
+    config: EvalConfig
     plan: Plan
     videos: list[VideoSource]
     output: Path
     device: torch.device
     threads: int
+    amp: bool  # the precision this run uses (util.hardware.effective_amp)
     finish: Optional[Finish]
     stats: RunStats = field(default_factory=RunStats)  # this process's videos so far
 
@@ -203,7 +189,7 @@ class ParallelRun:
         """This process's videos. Ranks split what is left to do (they all list it before any writes); shards split
         every video (they start at different times), then skip the complete ones."""
         lock_output(self.output, shared=True)
-        todo = pending_videos(self.output, self.videos, self.args.overwrite, announce=self.plan.rank == 0 or self.plan.kind == "shard")
+        todo = pending_videos(self.output, self.videos, self.config.overwrite, announce=self.plan.rank == 0 or self.plan.kind == "shard")
         basis = todo if self.plan.kind == "torchrun" else self.videos
         mine = [basis[i] for i in split_by_frames([frames_to_segment(v) for v in basis], self.plan.world)[self.plan.rank]]
         pending = {v.name for v in todo}
@@ -225,8 +211,8 @@ class ParallelRun:
         failure: Optional[Exception] = None
         try:
             with torch.no_grad():
-                busy = segment_videos(network, memory, mine, self.output, self.device, self.stats, writer=writer, amp=self.args.amp,
-                                      on_frame=on_frame, holder=holder, overwrite=self.args.overwrite,
+                busy = segment_videos(network, memory, mine, self.output, self.device, self.stats, writer=writer, amp=self.amp,
+                                      on_frame=on_frame, holder=holder, overwrite=self.config.overwrite,
                                       progress=self.plan.rank == 0 or self.plan.kind == "shard", on_error=report)
             record.status = "done" if not busy else f"done; left to another run writing them: {', '.join(busy)}"
         except Exception as e:  # noqa: BLE001 - reported here, re-raised once the ranks have met
@@ -264,12 +250,12 @@ class ParallelRun:
             if self.plan.kind == "shard" and already_finished(self.output, [v.name for v in self.videos]):
                 print(f"{self.plan.label} done; another shard already finished the run in {self.output}")
                 return
-            finish_parallel(self.args, self.plan, self.videos, self.output, self.finish)
+            finish_parallel(self.config, self.plan, self.videos, self.output, self.finish)
 
 
-def merge_shards(args: argparse.Namespace, plan: Plan, videos: list[VideoSource], finish: Optional[Finish]) -> Path:
+def merge_shards(config: EvalConfig, plan: Plan, videos: list[VideoSource], finish: Optional[Finish]) -> Path:
     """``--shard merge``: no inference; the zip, J&F and summary once the shards have written every video."""
-    output = Path(args.output)
+    output = Path(config.output)
     if not (output / STATE_DIR).is_dir():
         raise UserError(f"--output {output}: no run of this project is recorded there; run the shards (--shard I/N) first")
     lock_output(output, shared=True)
@@ -277,16 +263,16 @@ def merge_shards(args: argparse.Namespace, plan: Plan, videos: list[VideoSource]
         missing = [v.name for v in videos if not is_complete(output, v.name)]
         if missing:
             raise RunIncomplete(incomplete_message(missing, MERGE_HINT))
-        finish_parallel(args, plan, videos, output, finish)
+        finish_parallel(config, plan, videos, output, finish)
     return output
 
 
-def finish_parallel(args: argparse.Namespace, plan: Plan, videos: list[VideoSource], output: Path, finish: Optional[Finish]) -> None:
+def finish_parallel(config: EvalConfig, plan: Plan, videos: list[VideoSource], output: Path, finish: Optional[Finish]) -> None:
     """The one summary of a parallel run (every process's record), ``--stats_json``, then ``finish``."""
     result = parallel_summary(records_for_summary(output, plan), len(videos))
     print_parallel_summary(result, output)
-    if getattr(args, "stats_json", None):
-        write_stats_json({**result, "output": str(output)}, Path(args.stats_json))
+    if config.stats_json:
+        write_stats_json({**result, "output": str(output)}, Path(config.stats_json))
     if finish is not None:
         finish(output)
     mark_finished(output, [v.name for v in videos])
