@@ -124,22 +124,29 @@ def propagate(
         stats.per_video[video.name] = this
 
 
+@dataclass
+class RunContext:
+    """What every video of a run is segmented with and written into; ``stats`` is added to as videos complete."""
+
+    network: QDMN
+    memory: MemoryConfig
+    output: Path
+    device: torch.device
+    stats: RunStats
+    writer: MaskWriter = write_palette
+    amp: bool = False
+    on_frame: Optional[FrameHook] = None
+
+
 def segment_videos(
-    network: QDMN,
-    memory: MemoryConfig,
+    run: RunContext,
     todo: list[VideoSource],
-    output: Path,
-    device: torch.device,
-    stats: RunStats,
-    writer: MaskWriter = write_palette,
-    amp: bool = False,
-    on_frame: Optional[FrameHook] = None,
     holder: Optional[str] = None,
     overwrite: bool = False,
     progress: bool = True,
     on_error: Optional[Callable[[VideoSource, UserError], None]] = None,
 ) -> list[str]:
-    """Write ``todo``'s masks, adding to ``stats``; returns the videos left to another process.
+    """Write ``todo``'s masks, adding to ``run.stats``; returns the videos left to another process.
 
     ``holder`` (a process of a parallel run): each video is written under its lock
     (:func:`util.output_safety.video_lock`); one another process holds is left to it,
@@ -155,13 +162,12 @@ def segment_videos(
     with bar, AsyncWriter() as io:
         done = 0
         for video in todo:
-            with video_lock(output, video.name, holder) if holder else contextlib.nullcontext() as other:
+            with video_lock(run.output, video.name, holder) if holder else contextlib.nullcontext() as other:
                 if other is not None:
                     busy.append(video.name)
-                elif holder is None or overwrite or not is_complete(output, video.name):
+                elif holder is None or overwrite or not is_complete(run.output, video.name):
                     try:
-                        segment_one(network, memory, video, output, device, stats, io, writer, amp, on_frame,
-                                    lambda t, name=video.name, base=done: bar.update(min(total, base + t + 1), video=name))
+                        segment_one(run, video, io, lambda t, name=video.name, base=done: bar.update(min(total, base + t + 1), video=name))
                     except UserError as e:
                         if on_error is None:
                             raise
@@ -170,30 +176,19 @@ def segment_videos(
     return busy
 
 
-def segment_one(
-    network: QDMN,
-    memory: MemoryConfig,
-    video: VideoSource,
-    output: Path,
-    device: torch.device,
-    stats: RunStats,
-    io: AsyncWriter,
-    writer: MaskWriter,
-    amp: bool,
-    on_frame: Optional[FrameHook],
-    on_progress: Callable[[int], None],
-) -> None:
+def segment_one(run: RunContext, video: VideoSource, io: AsyncWriter, on_progress: Callable[[int], None]) -> None:
     """One video into ``.<name>.partial``, published as ``<name>`` once every mask is written."""
     start = time.perf_counter()
-    partial = fresh_partial(output, video.name)
+    stats = run.stats
+    partial = fresh_partial(run.output, video.name)
     written = 0
-    for t, ids in propagate(network, memory, video, device, amp=amp, stats=stats, on_frame=on_frame):
-        io.submit(functools.partial(write_mask, writer, partial / video.output_name(t), ids, video))
+    for t, ids in propagate(run.network, run.memory, video, run.device, amp=run.amp, stats=stats, on_frame=run.on_frame):
+        io.submit(functools.partial(write_mask, run.writer, partial / video.output_name(t), ids, video))
         stats.frames += 1
         written += 1
         on_progress(t)
     io.flush()
-    publish(output, video.name, partial, written)
+    publish(run.output, video.name, partial, written)
     seconds = time.perf_counter() - start
     stats.videos += 1
     stats.seconds += seconds

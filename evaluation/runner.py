@@ -44,7 +44,7 @@ from evaluation.distributed import (
     write_rank_record,
 )
 from evaluation.masks import MaskWriter, write_palette
-from evaluation.propagation import FrameHook, RunStats, build_network, segment_videos
+from evaluation.propagation import FrameHook, RunContext, RunStats, build_network, segment_videos
 from evaluation.publish import (
     check_stats_json,
     pending_videos,
@@ -91,7 +91,7 @@ def run_evaluation(
     lock_output(output)
     todo = pending_videos(output, list(videos), overwrite)
     stats = RunStats()
-    segment_videos(network, memory, todo, output, device, stats, writer=writer, amp=amp, on_frame=on_frame)
+    segment_videos(RunContext(network, memory, output, device, stats, writer, amp, on_frame), todo)
     return stats
 
 
@@ -211,8 +211,8 @@ class ParallelRun:
         failure: Optional[Exception] = None
         try:
             with torch.no_grad():
-                busy = segment_videos(network, memory, mine, self.output, self.device, self.stats, writer=writer, amp=self.amp,
-                                      on_frame=on_frame, holder=holder, overwrite=self.config.overwrite,
+                run = RunContext(network, memory, self.output, self.device, self.stats, writer, self.amp, on_frame)
+                busy = segment_videos(run, mine, holder=holder, overwrite=self.config.overwrite,
                                       progress=self.plan.rank == 0 or self.plan.kind == "shard", on_error=report)
             record.status = "done" if not busy else f"done; left to another run writing them: {', '.join(busy)}"
         except Exception as e:  # noqa: BLE001 - reported here, re-raised once the ranks have met
