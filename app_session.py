@@ -29,6 +29,7 @@ import eval_generic
 from datasets.generic_test_dataset import VIDEO_EXTENSIONS, generic_video
 from datasets.video_source import VOID_LABEL, ImageFolderFrames, VideoFileFrames, VideoSource, check_sequence_folder
 from evaluation.generic import overlay_items
+from evaluation.masks import PALETTE_PNG
 from evaluation.runner import evaluate
 from util.errors import UserError
 from util.image_io import load_mask, save_palette_png
@@ -302,7 +303,7 @@ class Session:
         pairs = save_side_by_side(output / "side_by_side.png", chosen)
         plot = save_memory_plot(output / "memory.png", decisions, video.first_annotated, settings.threshold)
         archive = zip_masks(masks, output / f"{video.name}_masks.zip")
-        return RunResult(output, masks, overlay, pairs, plot, archive, len(list(masks.glob("*.png"))))
+        return RunResult(output, masks, overlay, pairs, plot, archive, len(PALETTE_PNG.files(masks)))
 
 
 def eval_args(video: Path, masks: Path, output: Path, settings: RunSettings) -> list[str]:
@@ -365,7 +366,7 @@ def save_memory_plot(path: Path, decisions: list, annotated: int, threshold: flo
 
 def zip_masks(masks: Path, archive: Path) -> Path:
     with zipfile.ZipFile(archive, "x", zipfile.ZIP_DEFLATED) as zf:
-        for png in sorted(masks.glob("*.png")):
+        for png in PALETTE_PNG.files(masks):
             zf.write(png, png.name)
     return archive
 

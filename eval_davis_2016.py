@@ -7,7 +7,7 @@ import sys
 
 from datasets.davis_test_dataset import davis2016_videos
 from evaluation.arguments import add_eval_args, eval_config
-from evaluation.masks import write_binary
+from evaluation.masks import BINARY_PNG
 from evaluation.runner import evaluate
 from model.memory_policy import DAVIS_MEMORY
 from util.errors import exit_on_user_error
@@ -24,7 +24,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     videos = davis2016_videos(args.davis)
-    evaluate(eval_config(args), videos, writer=write_binary)
+    evaluate(eval_config(args), videos, mask_format=BINARY_PNG)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""How an evaluation writes its masks: the writers of the palette and binary PNGs, and the one-line error of a failed write."""
+"""How an evaluation writes its masks: a mask format (suffix and writer), the palette and binary PNGs, and the one-line error
+of a failed write."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,3 +30,22 @@ def write_mask(writer: MaskWriter, path: Path, ids: np.ndarray, video: VideoSour
         writer(path, ids, video)
     except OSError as e:
         raise UserError(f"{path}: cannot write ({e.strerror or e}); free disk space or fix the permissions of --output") from None
+
+
+@dataclass(frozen=True)
+class MaskFormat:
+    """How a run writes its masks: the file suffix and the writer; every place that names a mask file asks it."""
+
+    suffix: str
+    write: MaskWriter
+
+    def file_name(self, stem: str) -> str:
+        return f"{stem}{self.suffix}"
+
+    def files(self, folder: Path) -> list[Path]:
+        """The masks of this format in ``folder``, by name."""
+        return sorted(folder.glob(f"*{self.suffix}"))
+
+
+PALETTE_PNG = MaskFormat(".png", write_palette)  # DAVIS 2017, YouTube-VOS, generic videos: object ids in the DAVIS palette
+BINARY_PNG = MaskFormat(".png", write_binary)  # DAVIS 2016: 0 / 255 grayscale

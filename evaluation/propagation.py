@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from datasets.video_source import VideoSource
 from engine.core import InferenceCore
 from evaluation.config import EvalConfig
-from evaluation.masks import MaskWriter, write_mask, write_palette
+from evaluation.masks import PALETTE_PNG, MaskFormat, write_mask
 from model.checkpoint import check_state_dict, extract_weights, safe_load, trained_frame_size
 from model.memory_policy import MemoryConfig
 from model.network import DEFAULT_KM_SIGMA, QDMN
@@ -126,14 +126,14 @@ def propagate(
 
 @dataclass
 class RunContext:
-    """What every video of a run is segmented with and written into; ``stats`` is added to as videos complete."""
+    """What every video of a run is segmented with and written into (``mask_format``); ``stats`` is added to as videos complete."""
 
     network: QDMN
     memory: MemoryConfig
     output: Path
     device: torch.device
     stats: RunStats
-    writer: MaskWriter = write_palette
+    mask_format: MaskFormat = PALETTE_PNG
     amp: bool = False
     on_frame: Optional[FrameHook] = None
 
@@ -179,11 +179,11 @@ def segment_videos(
 def segment_one(run: RunContext, video: VideoSource, io: AsyncWriter, on_progress: Callable[[int], None]) -> None:
     """One video into ``.<name>.partial``, published as ``<name>`` once every mask is written."""
     start = time.perf_counter()
-    stats = run.stats
+    stats, masks = run.stats, run.mask_format
     partial = fresh_partial(run.output, video.name)
     written = 0
     for t, ids in propagate(run.network, run.memory, video, run.device, amp=run.amp, stats=stats, on_frame=run.on_frame):
-        io.submit(functools.partial(write_mask, run.writer, partial / video.output_name(t), ids, video))
+        io.submit(functools.partial(write_mask, masks.write, partial / masks.file_name(video.output_stem(t)), ids, video))
         stats.frames += 1
         written += 1
         on_progress(t)

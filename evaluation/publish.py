@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from datasets.video_source import VideoSource
+from evaluation.masks import PALETTE_PNG
 from evaluation.propagation import RunStats
 from util.atomic import write_text_atomic
 from util.errors import UserError
@@ -72,7 +73,7 @@ def write_submission_zip(output: Path, videos: Iterable[VideoSource], zip_path: 
         with zipfile.ZipFile(tmp, "x", zipfile.ZIP_DEFLATED) as archive:  # "x": never over an existing file
             archive.comment = zip_comment(output)
             for video in videos:
-                for png in sorted((output / video.name).glob("*.png")):
+                for png in PALETTE_PNG.files(output / video.name):
                     if video.submission_stems is None or png.stem in video.submission_stems:
                         add_to_zip(archive, png, f"Annotations/{video.name}/{png.name}")
         os.replace(tmp, zip_path)

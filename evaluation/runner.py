@@ -1,7 +1,9 @@
-"""The one evaluation loop shared by every ``eval_*`` script.
+"""The one evaluation every ``eval_*`` script runs: in this process, or as one of several (torchrun ranks, ``--shard``).
 
-Scripts parse their arguments with :func:`evaluation.arguments.add_eval_args`, list their videos as
-:class:`~datasets.video_source.VideoSource` objects and call :func:`run_evaluation`.
+Scripts declare their flags with :func:`evaluation.arguments.add_eval_args`, freeze them into an
+:class:`~evaluation.config.EvalConfig` (:func:`evaluation.arguments.eval_config`), list their videos as
+:class:`~datasets.video_source.VideoSource` objects and call :func:`evaluate`. The loop over frames and videos is
+:mod:`evaluation.propagation`; the output folder, the zip and the summary :mod:`evaluation.publish`.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from evaluation.distributed import (
     split_by_frames,
     write_rank_record,
 )
-from evaluation.masks import MaskWriter, write_palette
+from evaluation.masks import PALETTE_PNG, MaskFormat
 from evaluation.propagation import FrameHook, RunContext, RunStats, build_network, segment_videos
 from evaluation.publish import (
     check_stats_json,
@@ -75,7 +77,7 @@ def run_evaluation(
     videos: Iterable[VideoSource],
     output: Path,
     device: torch.device,
-    writer: MaskWriter = write_palette,
+    mask_format: MaskFormat = PALETTE_PNG,
     overwrite: bool = False,
     amp: bool = False,
     on_frame: Optional[FrameHook] = None,
@@ -91,7 +93,7 @@ def run_evaluation(
     lock_output(output)
     todo = pending_videos(output, list(videos), overwrite)
     stats = RunStats()
-    segment_videos(RunContext(network, memory, output, device, stats, writer, amp, on_frame), todo)
+    segment_videos(RunContext(network, memory, output, device, stats, mask_format, amp, on_frame), todo)
     return stats
 
 
@@ -101,7 +103,7 @@ Finish = Callable[[Path], None]
 def evaluate(
     config: EvalConfig,
     videos: list[VideoSource],
-    writer: MaskWriter = write_palette,
+    mask_format: MaskFormat = PALETTE_PNG,
     on_frame: Optional[FrameHook] = None,
     finish: Optional[Finish] = None,
 ) -> Path:
@@ -128,10 +130,10 @@ def evaluate(
     output = prepare_output(config.output)
     if plan.parallel:
         run = ParallelRun(config, plan, videos, output, device, threads, amp, finish)
-        return run.execute(network, memory_config(config), writer, on_frame)
+        return run.execute(network, memory_config(config), mask_format, on_frame)
     with torch.no_grad():  # for this run only: a caller in the same process (a test, the app) keeps its grad mode
         stats = run_evaluation(
-            network, memory_config(config), videos, output, device, writer=writer, overwrite=config.overwrite, amp=amp, on_frame=on_frame
+            network, memory_config(config), videos, output, device, mask_format, overwrite=config.overwrite, amp=amp, on_frame=on_frame
         )
     print_summary(stats, output)
     if config.stats_json:
@@ -159,14 +161,14 @@ class ParallelRun:
     finish: Optional[Finish]
     stats: RunStats = field(default_factory=RunStats)  # this process's videos so far
 
-    def execute(self, network: QDMN, memory: MemoryConfig, writer: MaskWriter, on_frame: Optional[FrameHook]) -> Path:
+    def execute(self, network: QDMN, memory: MemoryConfig, mask_format: MaskFormat, on_frame: Optional[FrameHook]) -> Path:
         record = RankRecord.start(self.plan, self.device, self.threads)
         try:
             with raise_on_sigterm(), process_group(self.plan):
                 mine = self.share()
                 write_rank_record(self.output, self.plan, record)
                 barrier(self.plan)  # every rank has listed the work before any writes
-                failure = self.segment(network, memory, mine, writer, on_frame, record)
+                failure = self.segment(network, memory, mine, mask_format, on_frame, record)
                 barrier(self.plan)
                 try:
                     if self.plan.kind == "shard" or self.plan.rank == 0:
@@ -196,7 +198,7 @@ class ParallelRun:
         return [v for v in mine if v.name in pending]
 
     def segment(
-        self, network: QDMN, memory: MemoryConfig, mine: list[VideoSource], writer: MaskWriter, on_frame: Optional[FrameHook],
+        self, network: QDMN, memory: MemoryConfig, mine: list[VideoSource], mask_format: MaskFormat, on_frame: Optional[FrameHook],
         record: RankRecord,
     ) -> Optional[Exception]:
         """Write this process's videos; a video that fails is reported and the next one starts, so that one bad
@@ -211,7 +213,7 @@ class ParallelRun:
         failure: Optional[Exception] = None
         try:
             with torch.no_grad():
-                run = RunContext(network, memory, self.output, self.device, self.stats, writer, self.amp, on_frame)
+                run = RunContext(network, memory, self.output, self.device, self.stats, mask_format, self.amp, on_frame)
                 busy = segment_videos(run, mine, holder=holder, overwrite=self.config.overwrite,
                                       progress=self.plan.rank == 0 or self.plan.kind == "shard", on_error=report)
             record.status = "done" if not busy else f"done; left to another run writing them: {', '.join(busy)}"

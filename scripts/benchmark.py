@@ -16,6 +16,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -79,7 +80,7 @@ def write_video(root: Path, frames: int, height: int, width: int, objects: int, 
 def measure(data: Path, args: argparse.Namespace) -> dict:
     """Run the real evaluation loop on ``data``; return timings and memory (child process)."""
     from datasets.video_source import ImageFolderFrames, VideoSource
-    from evaluation.masks import write_palette
+    from evaluation.masks import PALETTE_PNG
     from evaluation.propagation import prepare_network
     from evaluation.runner import run_evaluation
     from model.memory_policy import DAVIS_MEMORY
@@ -111,12 +112,12 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
             yield item
 
     video.items = timed_items  # type: ignore[method-assign]
-    writer = timer.wrap(write_palette, "writing masks", sync=False)
+    mask_format = dataclasses.replace(PALETTE_PNG, write=timer.wrap(PALETTE_PNG.write, "writing masks", sync=False))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with tempfile.TemporaryDirectory() as out, torch.inference_mode():
         start = time.perf_counter()
-        stats = run_evaluation(network, DAVIS_MEMORY, [video], Path(out), device, writer=writer, amp=amp)
+        stats = run_evaluation(network, DAVIS_MEMORY, [video], Path(out), device, mask_format, amp=amp)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         wall = time.perf_counter() - start
