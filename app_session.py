@@ -31,6 +31,8 @@ from datasets.video_source import VOID_LABEL, ImageFolderFrames, VideoFileFrames
 from evaluation.generic import overlay_items
 from evaluation.masks import PALETTE_PNG
 from evaluation.runner import evaluate
+from model.memory_policy import DAVIS_MEMORY
+from model.network import DEFAULT_TOP_K
 from util.errors import UserError
 from util.image_io import load_mask, save_palette_png
 from util.overlay import blend, write_overlay
@@ -58,10 +60,10 @@ class Limits:
 class RunSettings:
     model: Path
     amp: bool = False
-    mem_freq: int = 5
-    threshold: float = 0.8
-    capacity: int = 20
-    top_k: int = 50
+    mem_freq: int = DAVIS_MEMORY.mem_freq  # eval_generic.py's defaults
+    threshold: float = DAVIS_MEMORY.threshold
+    capacity: int = DAVIS_MEMORY.capacity
+    top_k: int = DEFAULT_TOP_K
     threads: Optional[int] = None
     device: Optional[str] = None
     fps: float = 24.0
