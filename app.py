@@ -32,9 +32,9 @@ import numpy as np
 from PIL import Image
 
 from app_session import Limits, RunResult, RunSettings, Session, Sessions, brush_colours, reply
+from evaluation.arguments import positive_float, positive_int
 from model.memory_policy import DAVIS_MEMORY
 from model.network import DEFAULT_TOP_K
-from util.arg_types import positive_float, positive_int
 from util.errors import UserError, exit_on_user_error
 from util.palette import davis_palette
 

@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from datasets.generic_test_dataset import generic_video
-from evaluation.arguments import add_eval_args, eval_config
+from evaluation.arguments import add_eval_args, eval_config, size_or_native
 from evaluation.generic import checked_ground_truth, overlay_names, print_jf, write_video_overlay
 from evaluation.runner import evaluate
 from model.memory_policy import DAVIS_MEMORY
-from util.arg_types import size_or_native
 from util.errors import UserError, exit_on_user_error
 from util.image_io import save_palette_png
 from util.output_safety import check_files

@@ -14,12 +14,11 @@ from typing import Optional
 
 from datasets.generic_test_dataset import MAX_SHORT_SIDE, generic_video
 from datasets.video_source import VideoSource
-from evaluation.arguments import add_eval_args, eval_config
+from evaluation.arguments import add_eval_args, eval_config, plain_name, positive_float, size_or_native
 from evaluation.config import EvalConfig
 from evaluation.generic import checked_ground_truth, overlay_names, print_jf, write_video_overlay
 from evaluation.runner import evaluate
 from model.memory_policy import DAVIS_MEMORY
-from util.arg_types import plain_name, positive_float, size_or_native
 from util.errors import exit_on_user_error
 from util.output_safety import check_files
 

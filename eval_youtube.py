@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 
 from datasets.yv_test_dataset import INFERENCE_SHORT_SIDE, youtube_videos
-from evaluation.arguments import add_eval_args, eval_config
+from evaluation.arguments import add_eval_args, eval_config, size_or_native
 from evaluation.publish import write_submission_zip
 from evaluation.runner import evaluate
 from model.memory_policy import YOUTUBE_MEMORY
-from util.arg_types import size_or_native
 from util.errors import exit_on_user_error
 
 

@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import fields
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 from evaluation.config import EvalConfig
 from evaluation.distributed import MERGE
 from model.config import QAM_ACTIVATIONS
 from model.memory_policy import POLICIES, QUALITY_BASES, QUALITY_MEANS, ZERO_BASE_CHOICES, MemoryConfig
 from model.network import DEFAULT_TOP_K
-from util.arg_types import finite_float, non_negative_int, positive_int
+from util import arg_types
+
+T = TypeVar("T")
+
+
+def argument_type(check: Callable[[str], T]) -> Callable[[str], T]:
+    """A validator of :mod:`util.arg_types` as a ``type=``: its one line becomes the parser's usage error."""
+    return arg_types.argparse_type(check, argparse.ArgumentTypeError)
+
+
+# the validators as ``type=`` for the entry scripts' own flags
+positive_int = argument_type(arg_types.positive_int)
+non_negative_int = argument_type(arg_types.non_negative_int)
+positive_float = argument_type(arg_types.positive_float)
+size_or_native = argument_type(arg_types.size_or_native)
+plain_name = argument_type(arg_types.plain_name)
+finite_float = argument_type(arg_types.finite_float())
 
 
 def add_eval_args(
@@ -29,7 +46,7 @@ def add_eval_args(
     parser.add_argument("--no_top", action="store_true", help="full softmax instead of top-k")
     parser.add_argument("--top_k", type=positive_int, default=DEFAULT_TOP_K, help="affinities kept per query position")
     parser.add_argument("--mem_freq", type=positive_int, default=memory.mem_freq, help="minimum gap between admitted frames")
-    parser.add_argument("--threshold", type=finite_float(), default=memory.threshold, help="normalised quality needed for admission")
+    parser.add_argument("--threshold", type=finite_float, default=memory.threshold, help="normalised quality needed for admission")
     parser.add_argument("--capacity", type=non_negative_int, default=memory.capacity,
                         help="eviction starts when the bank holds more entries")
     parser.add_argument(

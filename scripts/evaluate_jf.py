@@ -17,7 +17,7 @@ import argparse
 import os
 import sys
 
-from util.arg_types import positive_int
+from evaluation.arguments import positive_int
 from util.errors import EXIT_USAGE, UserError
 from util.metrics import run_jf
 

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from datasets import layouts
+from evaluation.arguments import positive_int
 from model.memory_policy import POLICIES
-from util.arg_types import positive_int
 from util.atomic import write_text_atomic
 from util.download import sha256sum
 from util.errors import exit_on_user_error, run_python

@@ -8,7 +8,7 @@ from typing import Optional
 
 from model.config import PRESETS, QAM_ACTIVATIONS
 from model.model import MEMORY_FORMATS
-from util.arg_types import non_negative_int, plain_name, positive_float, positive_int
+from util import arg_types
 
 # stage: (batch size per GPU, iterations, LR decay steps) of the official code (2 GPUs).
 STAGE_DEFAULTS: dict[int, tuple[int, int, list[int]]] = {
@@ -18,6 +18,16 @@ STAGE_DEFAULTS: dict[int, tuple[int, int, list[int]]] = {
 }
 DEFAULT_SEED = 14159265
 DEFAULT_SAVE_EVERY = 50000
+
+
+def argument_type(check):
+    return arg_types.argparse_type(check, argparse.ArgumentTypeError)
+
+
+positive_int = argument_type(arg_types.positive_int)
+non_negative_int = argument_type(arg_types.non_negative_int)
+positive_float = argument_type(arg_types.positive_float)
+plain_name = argument_type(arg_types.plain_name)
 
 
 def build_parser() -> argparse.ArgumentParser:
