@@ -14,7 +14,7 @@ from evaluation.publish import write_submission_zip
 from evaluation.runner import evaluate
 from model.memory_policy import DAVIS_MEMORY
 from util.errors import exit_on_user_error
-from util.metrics import GLOBAL_CSV, PER_SEQUENCE_CSV, run_jf
+from util.metrics_folders import GLOBAL_CSV, PER_SEQUENCE_CSV, run_jf
 from util.output_safety import check_files, claim_files
 
 CSV_NAMES = (GLOBAL_CSV, PER_SEQUENCE_CSV)

@@ -13,7 +13,8 @@ from datasets.video_source import VideoSource
 from evaluation.masks import PALETTE_PNG
 from util.errors import UserError
 from util.image_io import load_mask
-from util.metrics import EvaluationError, check_ground_truth_names, score_video
+from util.metrics import EvaluationError
+from util.metrics_folders import check_ground_truth_names, score_video
 from util.output_safety import claim_files
 from util.overlay import write_overlay
 

@@ -19,7 +19,7 @@ import sys
 
 from evaluation.arguments import positive_int
 from util.errors import EXIT_USAGE, UserError
-from util.metrics import run_jf
+from util.metrics_folders import run_jf
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

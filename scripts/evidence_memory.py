@@ -35,7 +35,8 @@ from util.atomic import write_text_atomic
 from util.download import sha256sum
 from util.errors import exit_on_user_error, run_python
 from util.hardware import available_cpus
-from util.metrics import db_eval_boundary_batch, db_eval_iou_batch, read_mask
+from util.metrics import db_eval_boundary_batch, db_eval_iou_batch
+from util.metrics_folders import read_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 

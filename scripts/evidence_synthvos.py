@@ -26,7 +26,8 @@ import numpy as np
 from datasets import layouts
 from util.errors import exit_on_user_error, run_python
 from util.image_io import list_images, load_mask, mask_palette, save_palette_png
-from util.metrics import db_eval_boundary_batch, db_eval_iou_batch, run_jf
+from util.metrics import db_eval_boundary_batch, db_eval_iou_batch
+from util.metrics_folders import run_jf
 
 ROOT = Path(__file__).resolve().parents[1]
 
