@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.generic_test_dataset import generic_video
+from datasets.generic_test_dataset import MAX_SHORT_SIDE, generic_video
 from evaluation.arguments import add_eval_args, eval_config, size_or_native
 from evaluation.generic import checked_ground_truth, overlay_names, print_jf, write_video_overlay
 from evaluation.runner import evaluate
@@ -36,9 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--video", default=None, help="folder of frames or a video file (default: the bundled sample)")
     p.add_argument("--masks", default=None, help="annotation PNGs named like their frames")
-    p.add_argument("--gt", default=None, help="ground-truth PNGs named like the frames (any folder name): J&F and a side-by-side overlay")
+    p.add_argument("--gt", default=None, help="ground-truth PNGs named like the frames: J&F and a side-by-side overlay")
     p.add_argument("--size", type=size_or_native, default=None,
-                   help="shorter side for inference (may upscale); -1 native; default: never upscale, at most 480")
+                   help=f"shorter side for inference; -1: native (default: at most {MAX_SHORT_SIDE}, never upscaled)")
     add_eval_args(p, DAVIS_MEMORY, default_model=DEFAULT_MODEL, default_output="outputs/demo", distributed=False)
     return p.parse_args(argv)
 

@@ -28,11 +28,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--video", required=True, help="folder of frames, or a video file")
     parser.add_argument("--masks", required=True, help="folder of annotation PNGs named like their frames")
     parser.add_argument("--size", type=size_or_native, default=None,
-                        help=f"shorter side for inference (may upscale); -1 native; default: never upscale, at most {MAX_SHORT_SIDE}")
+                        help=f"shorter side for inference; -1: native (default: at most {MAX_SHORT_SIDE}, never upscaled)")
     parser.add_argument("--gt", default=None, help="ground-truth PNGs named like the frames (any folder name): print J&F")
     parser.add_argument("--name", type=plain_name, default=None, help="output sub-folder, a plain folder name (default: the video's name)")
     parser.add_argument("--overlay", action="store_true",
-                        help="also write <name>_overlay.mp4 and <name>_preview.gif (ground truth | prediction with --gt)")
+                        help="also write <name>_overlay.mp4 and <name>_preview.gif")
     parser.add_argument("--fps", type=positive_float, default=24.0, help="frame rate of the overlay video")
     add_eval_args(parser, DAVIS_MEMORY)
     return parser.parse_args(argv)

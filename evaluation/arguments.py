@@ -53,21 +53,19 @@ def add_eval_args(
         "--zero_base",
         choices=ZERO_BASE_CHOICES,
         default=memory.zero_base,
-        help="behaviour when the base score is zero (the annotated, or first propagated, frame's QAM scores all zero)",
+        help="what to do when the base frame's QAM scores are all zero",
     )
     parser.add_argument(
         "--quality_mean",
         choices=QUALITY_MEANS,
         default=memory.quality_mean,
-        help="a frame's quality averages the QAM scores of all objects or only the non-zero ones "
-        "(default: this dataset's official core at HEAD)",
+        help="a frame's quality: the mean QAM score of all objects or of the non-zero ones",
     )
     parser.add_argument(
         "--quality_base",
         choices=QUALITY_BASES,
         default=memory.quality_base,
-        help="the quality is divided by the annotated frame's non-zero mean or by the first propagated frame's mean "
-        "(default: this dataset's official core at HEAD)",
+        help="the quality is relative to the annotated or to the first propagated frame's",
     )
     parser.add_argument(
         "--qam_activation",
@@ -77,18 +75,17 @@ def add_eval_args(
     )
     parser.add_argument("--overwrite", action="store_true", help="redo videos whose output folder is already complete")
     parser.add_argument("--amp", action="store_true",
-                        help="mixed precision: float16 on CUDA, bfloat16 on a CPU with native bfloat16 (elsewhere float32, with a warning)")
+                        help="mixed precision: float16 on CUDA, bfloat16 on a CPU with native bfloat16")
     parser.add_argument("--force_amp", action="store_true", help="with --amp: bfloat16 even on a CPU without native bfloat16 (slow)")
     parser.add_argument("--threads", type=positive_int, default=None,
-                        help="CPU threads for the network (default: the CPUs this process may use; 1 when the machine is shared)")
+                        help="CPU threads for the network (default: the CPUs this process may use)")
     parser.add_argument(
         "--official_kernels",
         action="store_true",
-        help="the official arithmetic (NCHW layout, dense scatter+bmm top-k readout): slower; by default channels_last and a "
-        "gathered top-k readout give the same masks up to float rounding",
+        help="the official arithmetic (NCHW layout, dense top-k readout): slower",
     )
     parser.add_argument("--stats_json", default=None,
-                        help="also write the run's summary (videos, frames, seconds, FPS, peak memory frames, peak RSS) as JSON")
+                        help="also write the run's summary as JSON to this file")
     parser.add_argument("--memory_policy", choices=POLICIES, default="qdmn",
                         help="qdmn (the paper); every / fifo / first_prev: baselines for comparison")
     if distributed:
@@ -121,6 +118,5 @@ def add_distributed_args(parser: argparse.ArgumentParser) -> None:
         "--shard",
         type=shard_arg,
         default=None,
-        help="I/N: process the I-th of N shares of the videos and exit (array jobs); any shard, or 'merge', "
-        "writes the zip and the summary once every video is complete. Under torchrun the ranks split the videos by themselves",
+        help="I/N: the I-th of N shares of the videos (array jobs), or 'merge'",
     )

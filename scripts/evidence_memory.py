@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--jobs", type=positive_int, default=1, help="policies evaluated at once, each on an equal share of the CPUs")
     p.add_argument("--reuse", action="store_true",
-                   help="take a policy's row from an earlier run in --work with the same model and set instead of running it")
+                   help="reuse a policy's row from an earlier run in --work (same model and set)")
     args = p.parse_args(argv)
     args.threads = max(1, available_cpus() // args.jobs) if args.jobs > 1 else None
     work, out = Path(args.work), Path(args.out)

@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--root", default="data/SynthVOS", help="SynthVOS root (scripts/make_synthvos.py); '' to leave it out")
     p.add_argument("--heldout", default=None,
-                   help="also the held-out generator's clips (scripts/make_heldout.py --out DIR: <DIR>/2017, and <DIR>/yv when written)")
+                   help="also the held-out clips of scripts/make_heldout.py --out DIR")
     p.add_argument("--out", default="docs/evidence")
     p.add_argument("--name", default="synthvos", help="reports in --out: NAME.md and NAME.json")
     p.add_argument("--work", default="outputs/evidence_synthvos")
