@@ -47,45 +47,21 @@ def add_eval_args(
     parser.add_argument("--top_k", type=positive_int, default=DEFAULT_TOP_K, help="affinities kept per query position")
     parser.add_argument("--mem_freq", type=positive_int, default=memory.mem_freq, help="minimum gap between admitted frames")
     parser.add_argument("--threshold", type=finite_float, default=memory.threshold, help="normalised quality needed for admission")
-    parser.add_argument("--capacity", type=non_negative_int, default=memory.capacity,
-                        help="eviction starts when the bank holds more entries")
-    parser.add_argument(
-        "--zero_base",
-        choices=ZERO_BASE_CHOICES,
-        default=memory.zero_base,
-        help="what to do when the base frame's QAM scores are all zero",
-    )
-    parser.add_argument(
-        "--quality_mean",
-        choices=QUALITY_MEANS,
-        default=memory.quality_mean,
-        help="a frame's quality: the mean QAM score of all objects or of the non-zero ones",
-    )
-    parser.add_argument(
-        "--quality_base",
-        choices=QUALITY_BASES,
-        default=memory.quality_base,
-        help="the quality is relative to the annotated or to the first propagated frame's",
-    )
-    parser.add_argument(
-        "--qam_activation",
-        choices=QAM_ACTIVATIONS,
-        default=None,
-        help="override the QAM activation of a bare state dict (default: relu, as released)",
-    )
+    parser.add_argument("--capacity", type=non_negative_int, default=memory.capacity, help="eviction starts above this many entries")
+    parser.add_argument("--zero_base", choices=ZERO_BASE_CHOICES, default=memory.zero_base,
+                        help="what to do when the base frame's QAM scores are all zero")
+    parser.add_argument("--quality_mean", choices=QUALITY_MEANS, default=memory.quality_mean,
+                        help="a frame's quality: the mean QAM score of all objects or of the non-zero ones")
+    parser.add_argument("--quality_base", choices=QUALITY_BASES, default=memory.quality_base,
+                        help="the quality is relative to the annotated or to the first propagated frame's")
+    parser.add_argument("--qam_activation", choices=QAM_ACTIVATIONS, default=None,
+                        help="override the QAM activation of a bare state dict (default: relu, as released)")
     parser.add_argument("--overwrite", action="store_true", help="redo videos whose output folder is already complete")
-    parser.add_argument("--amp", action="store_true",
-                        help="mixed precision: float16 on CUDA, bfloat16 on a CPU with native bfloat16")
+    parser.add_argument("--amp", action="store_true", help="mixed precision: float16 on CUDA, bfloat16 on a CPU with native bfloat16")
     parser.add_argument("--force_amp", action="store_true", help="with --amp: bfloat16 even on a CPU without native bfloat16 (slow)")
-    parser.add_argument("--threads", type=positive_int, default=None,
-                        help="CPU threads for the network (default: the CPUs this process may use)")
-    parser.add_argument(
-        "--official_kernels",
-        action="store_true",
-        help="the official arithmetic (NCHW layout, dense top-k readout): slower",
-    )
-    parser.add_argument("--stats_json", default=None,
-                        help="also write the run's summary as JSON to this file")
+    parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: the CPUs this process may use)")
+    parser.add_argument("--official_kernels", action="store_true", help="the official arithmetic (NCHW, dense top-k readout): slower")
+    parser.add_argument("--stats_json", default=None, help="also write the run's summary as JSON to this file")
     parser.add_argument("--memory_policy", choices=POLICIES, default="qdmn",
                         help="qdmn (the paper); every / fifo / first_prev: baselines for comparison")
     if distributed:
