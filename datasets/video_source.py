@@ -1,7 +1,7 @@
 """A video to segment: frames decoded lazily, annotations, output names and sizes.
 
 Every evaluation script turns its dataset layout into :class:`VideoSource` objects and
-hands them to the one propagation loop (``evaluation/runner.py``). Frames come from a
+hands them to the one propagation loop (``evaluation/propagation.py``). Frames come from a
 folder of images or a video file and are decoded one at a time, so memory does not
 grow with the length of the video.
 """

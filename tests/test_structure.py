@@ -169,3 +169,10 @@ def test_every_training_flag_reaches_the_config():
         changed |= {f.name for f in fields(TrainConfig) if getattr(config, f.name) != getattr(defaults, f.name)}
     assert changed == dests | {"single_object"}  # single_object follows from --stage
     assert parse_config(everything).steps == (5, 7) and parse_config(["--stage", "1"]).steps == (450000,)
+
+
+def test_help_strings_are_one_short_line():
+    for parser in (eval_parser(), build_parser()):
+        for action in parser._actions:
+            if action.help and action.help != argparse.SUPPRESS:
+                assert "\n" not in action.help and len(action.help) <= 100, f"{action.option_strings}: {action.help!r}"
