@@ -6,10 +6,10 @@ Usage (from the repository root; the official code is a user's clone of yongliu2
         --davis data/DAVIS/2017 --split val [--use_km] [--no_top] [--fix_eviction]
 
 The official code compared is commit ``--official_commit`` (default: HEAD of the
-official repository, ``evaluation.official.OFFICIAL_HEAD``, the code users clone). When ``--official_repo`` is a git
-clone (or a bare git directory) that commit is extracted from it with ``git archive``,
-whatever is checked out; a folder without git metadata is copied as it is and its commit
-is reported as unknown.
+official repository, ``evaluation.official.OFFICIAL_HEAD``, the code users clone). When
+``--official_repo`` is a git clone (or a bare git directory) that commit is extracted from
+it with ``git archive``, whatever is checked out; a folder without git metadata is copied
+as it is and its commit is reported as unknown.
 
 Both implementations run on the CPU, one after the other, in subprocesses:
 
@@ -29,8 +29,9 @@ Both implementations run on the CPU, one after the other, in subprocesses:
 * the frame-quality rule: the official DAVIS core divides a propagated frame's mean
   score by the annotated frame's non-zero mean; at HEAD the mean is over all objects
   (the zero filter of propagated frames is commented out), in the first published version
-  (docs/OFFICIAL_AGREEMENT.md) over the non-zero ones. The script reads which from the source and passes ``--quality_mean all`` or
-  ``nonzero`` (and ``--quality_base annotated``) to this project. ``--zero_filter on/off``
+  (docs/OFFICIAL_AGREEMENT.md) over the non-zero ones. The script reads which from the
+  source and passes ``--quality_mean all`` or ``nonzero`` (and ``--quality_base
+  annotated``) to this project. ``--zero_filter on/off``
   patches that line of the copy; ``--project_quality_mean`` runs this project with
   another rule. Both exist to show that the comparison tells the rules apart;
 * this project's ``eval_davis.py`` / ``eval_davis_2016.py`` then runs with the same flags,
