@@ -32,9 +32,9 @@ import numpy as np
 from PIL import Image
 
 from app_session import Limits, RunResult, RunSettings, Session, Sessions, brush_colours, reply
+from evaluation.arguments import positive_float, positive_int
 from model.memory_policy import DAVIS_MEMORY
 from model.network import DEFAULT_TOP_K
-from util.arg_types import positive_float, positive_int
 from util.errors import UserError, exit_on_user_error
 from util.palette import davis_palette
 
@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes the page to your network")
     p.add_argument("--model", default=DEFAULT_MODEL, help="the model selected by default (any .pth in saves/ can be chosen)")
     p.add_argument("--max_upload_mb", type=positive_float, default=200.0,
-                   help="largest upload in MiB (video, zip or mask); the page refuses a larger file before sending it")
+                   help="largest upload in MiB (video, zip or mask)")
     p.add_argument("--max_frames", type=positive_int, default=300, help="longest video, in frames")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the network (default: all this process may use)")
     p.add_argument("--device", default=None, help="cuda, cpu... (default: cuda when available)")

@@ -5,7 +5,7 @@ root) holding its upload, its first-frame mask and its runs; the folder is remov
 the session ends. Uploaded files are copied under fixed names (a client's file name is
 never used as a path), limits are checked before anything is decoded, and a session
 runs one propagation at a time. The run is ``eval_generic.py``'s: the same argument
-parser, :func:`generic_video`, :func:`evaluate_from_args` and overlay writer.
+parser, :func:`generic_video`, :func:`evaluation.runner.evaluate` and overlay writer.
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ import eval_generic
 from datasets.generic_test_dataset import VIDEO_EXTENSIONS, generic_video
 from datasets.video_source import VOID_LABEL, ImageFolderFrames, VideoFileFrames, VideoSource, check_sequence_folder
 from evaluation.generic import overlay_items
-from evaluation.runner import evaluate_from_args
+from evaluation.masks import PALETTE_PNG
+from evaluation.runner import evaluate
+from model.memory_policy import DAVIS_MEMORY
+from model.network import DEFAULT_TOP_K
 from util.errors import UserError
 from util.image_io import load_mask, save_palette_png
 from util.overlay import blend, write_overlay
@@ -57,10 +60,10 @@ class Limits:
 class RunSettings:
     model: Path
     amp: bool = False
-    mem_freq: int = 5
-    threshold: float = 0.8
-    capacity: int = 20
-    top_k: int = 50
+    mem_freq: int = DAVIS_MEMORY.mem_freq  # eval_generic.py's defaults
+    threshold: float = DAVIS_MEMORY.threshold
+    capacity: int = DAVIS_MEMORY.capacity
+    top_k: int = DEFAULT_TOP_K
     threads: Optional[int] = None
     device: Optional[str] = None
     fps: float = 24.0
@@ -290,7 +293,7 @@ class Session:
             decisions[:] = core.decisions
             on_frame(index, len(source), ids)
 
-        evaluate_from_args(args, [video], on_frame=hook)
+        evaluate(eval_generic.run_config(args), [video], on_frame=hook)
         return self.outputs(video, output, decisions, settings)
 
     def outputs(self, video: VideoSource, output: Path, decisions: list, settings: RunSettings) -> RunResult:
@@ -302,7 +305,7 @@ class Session:
         pairs = save_side_by_side(output / "side_by_side.png", chosen)
         plot = save_memory_plot(output / "memory.png", decisions, video.first_annotated, settings.threshold)
         archive = zip_masks(masks, output / f"{video.name}_masks.zip")
-        return RunResult(output, masks, overlay, pairs, plot, archive, len(list(masks.glob("*.png"))))
+        return RunResult(output, masks, overlay, pairs, plot, archive, len(PALETTE_PNG.files(masks)))
 
 
 def eval_args(video: Path, masks: Path, output: Path, settings: RunSettings) -> list[str]:
@@ -365,7 +368,7 @@ def save_memory_plot(path: Path, decisions: list, annotated: int, threshold: flo
 
 def zip_masks(masks: Path, archive: Path) -> Path:
     with zipfile.ZipFile(archive, "x", zipfile.ZIP_DEFLATED) as zf:
-        for png in sorted(masks.glob("*.png")):
+        for png in PALETTE_PNG.files(masks):
             zf.write(png, png.name)
     return archive
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.generic_test_dataset import generic_video
+from datasets.generic_test_dataset import MAX_SHORT_SIDE, generic_video
+from evaluation.arguments import add_eval_args, eval_config, size_or_native
 from evaluation.generic import checked_ground_truth, overlay_names, print_jf, write_video_overlay
-from evaluation.runner import add_eval_args, evaluate_from_args
+from evaluation.runner import evaluate
 from model.memory_policy import DAVIS_MEMORY
-from util.arg_types import size_or_native
 from util.errors import UserError, exit_on_user_error
 from util.image_io import save_palette_png
 from util.output_safety import check_files
@@ -36,13 +36,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--video", default=None, help="folder of frames or a video file (default: the bundled sample)")
     p.add_argument("--masks", default=None, help="annotation PNGs named like their frames")
-    p.add_argument("--gt", default=None, help="ground-truth PNGs named like the frames (any folder name): J&F and a side-by-side overlay")
+    p.add_argument("--gt", default=None, help="ground-truth PNGs named like the frames: J&F and a side-by-side overlay")
     p.add_argument("--size", type=size_or_native, default=None,
-                   help="shorter side for inference (may upscale); -1 native; default: never upscale, at most 480")
+                   help=f"shorter side for inference; -1: native (default: at most {MAX_SHORT_SIDE}, never upscaled)")
     add_eval_args(p, DAVIS_MEMORY, default_model=DEFAULT_MODEL, default_output="outputs/demo", distributed=False)
-    args = p.parse_args(argv)
-    args.overwrite = True  # the demo always recomputes
-    return args
+    return p.parse_args(argv)
 
 
 def ensure_sample(root: Path = SAMPLE_DIR) -> tuple[Path, Path, Path]:
@@ -84,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     video = generic_video(Path(video_path), Path(masks_path), args.size, name)
     gt = checked_ground_truth(gt_arg, video)
     check_files(Path(args.output), overlay_names(video))  # before inference, not after
-    output = evaluate_from_args(args, [video])
+    output = evaluate(eval_config(args, ground_truth=args.gt, overwrite=True), [video])  # the demo always recomputes
     mp4, gif = write_video_overlay(video, output, gt)
     print(f"masks: {output / video.name}\noverlay: {mp4}\npreview: {gif}")
     if gt is not None:

@@ -9,10 +9,12 @@ from pathlib import Path
 
 from datasets import layouts
 from datasets.davis_test_dataset import davis2017_videos
-from evaluation.runner import add_eval_args, evaluate_from_args, write_submission_zip
+from evaluation.arguments import add_eval_args, eval_config
+from evaluation.publish import write_submission_zip
+from evaluation.runner import evaluate
 from model.memory_policy import DAVIS_MEMORY
 from util.errors import exit_on_user_error
-from util.metrics import GLOBAL_CSV, PER_SEQUENCE_CSV, run_jf
+from util.metrics_folders import GLOBAL_CSV, PER_SEQUENCE_CSV, run_jf
 from util.output_safety import check_files, claim_files
 
 CSV_NAMES = (GLOBAL_CSV, PER_SEQUENCE_CSV)
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     videos = davis2017_videos(args.davis, args.split)
     if args.evaluate:
         check_files(Path(args.output), CSV_NAMES)  # before inference, not after
-    evaluate_from_args(args, videos, finish=lambda output: finish(args, output, videos))
+    evaluate(eval_config(args, zip=args.zip), videos, finish=lambda output: finish(args, output, videos))
 
 
 def finish(args: argparse.Namespace, output: Path, videos) -> None:

@@ -6,7 +6,9 @@ import argparse
 import sys
 
 from datasets.davis_test_dataset import davis2016_videos
-from evaluation.runner import add_eval_args, evaluate_from_args, write_binary
+from evaluation.arguments import add_eval_args, eval_config
+from evaluation.masks import BINARY_PNG
+from evaluation.runner import evaluate
 from model.memory_policy import DAVIS_MEMORY
 from util.errors import exit_on_user_error
 
@@ -22,7 +24,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     videos = davis2016_videos(args.davis)
-    evaluate_from_args(args, videos, writer=write_binary)
+    evaluate(eval_config(args), videos, mask_format=BINARY_PNG)
 
 
 if __name__ == "__main__":

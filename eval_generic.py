@@ -14,10 +14,11 @@ from typing import Optional
 
 from datasets.generic_test_dataset import MAX_SHORT_SIDE, generic_video
 from datasets.video_source import VideoSource
+from evaluation.arguments import add_eval_args, eval_config, plain_name, positive_float, size_or_native
+from evaluation.config import EvalConfig
 from evaluation.generic import checked_ground_truth, overlay_names, print_jf, write_video_overlay
-from evaluation.runner import add_eval_args, evaluate_from_args
+from evaluation.runner import evaluate
 from model.memory_policy import DAVIS_MEMORY
-from util.arg_types import plain_name, positive_float, size_or_native
 from util.errors import exit_on_user_error
 from util.output_safety import check_files
 
@@ -27,14 +28,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--video", required=True, help="folder of frames, or a video file")
     parser.add_argument("--masks", required=True, help="folder of annotation PNGs named like their frames")
     parser.add_argument("--size", type=size_or_native, default=None,
-                        help=f"shorter side for inference (may upscale); -1 native; default: never upscale, at most {MAX_SHORT_SIDE}")
+                        help=f"shorter side for inference; -1: native (default: at most {MAX_SHORT_SIDE}, never upscaled)")
     parser.add_argument("--gt", default=None, help="ground-truth PNGs named like the frames (any folder name): print J&F")
     parser.add_argument("--name", type=plain_name, default=None, help="output sub-folder, a plain folder name (default: the video's name)")
     parser.add_argument("--overlay", action="store_true",
-                        help="also write <name>_overlay.mp4 and <name>_preview.gif (ground truth | prediction with --gt)")
+                        help="also write <name>_overlay.mp4 and <name>_preview.gif")
     parser.add_argument("--fps", type=positive_float, default=24.0, help="frame rate of the overlay video")
     add_eval_args(parser, DAVIS_MEMORY)
     return parser.parse_args(argv)
+
+
+def run_config(args: argparse.Namespace) -> EvalConfig:
+    """The evaluation's settings (``--gt`` is an input the output must not be written into); the page's runs use it too."""
+    return eval_config(args, ground_truth=args.gt)
 
 
 @exit_on_user_error
@@ -44,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     gt = checked_ground_truth(args.gt, video)
     if args.overlay:
         check_files(Path(args.output), overlay_names(video))  # before inference, not after
-    evaluate_from_args(args, [video], finish=lambda output: finish(args, output, video, gt))
+    evaluate(run_config(args), [video], finish=lambda output: finish(args, output, video, gt))
 
 
 def finish(args: argparse.Namespace, output: Path, video: VideoSource, gt: Optional[Path]) -> None:

@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 from datasets.yv_test_dataset import INFERENCE_SHORT_SIDE, youtube_videos
-from evaluation.runner import add_eval_args, evaluate_from_args, write_submission_zip
+from evaluation.arguments import add_eval_args, eval_config, size_or_native
+from evaluation.publish import write_submission_zip
+from evaluation.runner import evaluate
 from model.memory_policy import YOUTUBE_MEMORY
-from util.arg_types import size_or_native
 from util.errors import exit_on_user_error
 
 
@@ -28,7 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     videos = youtube_videos(args.yv, args.split, args.sparse, args.size)
-    evaluate_from_args(args, videos, finish=lambda output: write_zip(args, output, videos))
+    evaluate(eval_config(args, zip=args.zip), videos, finish=lambda output: write_zip(args, output, videos))
 
 
 def write_zip(args: argparse.Namespace, output: Path, videos) -> None:

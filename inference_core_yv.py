@@ -9,10 +9,10 @@ frames. Compared with the official ``inference_core_yv.py`` this fixes: qualitie
 stored as lists (a crash at the first eviction with several objects), the admission
 bookkeeping reset at each annotation frame while the keys are kept (unbounded memory),
 and a second softmax on probabilities when building the prior. The memory defaults
-(``YOUTUBE_MEMORY``) are that core's at HEAD (301f7bf): a frame's quality is the mean
-of its non-zero object scores divided by that of the first frame propagated after the
-most recent annotated frame (each official pass starts at an annotated frame), and the
-threshold is 0.75.
+(``YOUTUBE_MEMORY``) are that core's at HEAD (``evaluation.official.OFFICIAL_HEAD``): a
+frame's quality is the mean of its non-zero object scores divided by that of the first
+frame propagated after the most recent annotated frame (each official pass starts at an
+annotated frame), and the threshold is 0.75.
 """
 
 from datasets.yv_test_dataset import INFERENCE_SHORT_SIDE, youtube_videos

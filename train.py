@@ -32,7 +32,7 @@ from model.model import QDMNTrainer, load_network_into, use_channels_last
 from model.network import QDMN
 from model.resnet import find_imagenet_weights
 from training.config import TrainConfig
-from training.hyper_para import parse_args
+from training.hyper_para import parse_config
 from training.runtime import (
     DistEnv,
     NonFiniteWatch,
@@ -265,7 +265,7 @@ def broadcast_run_id(long_id: Optional[str], env: DistEnv) -> Optional[str]:
 
 @exit_on_user_error
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    opts = TrainConfig.from_namespace(parse_args(argv))
+    opts = parse_config(argv)
     env = resolve_env(opts)
     log = (lambda msg: print(msg, flush=True)) if env.is_main else (lambda msg: None)
     resume, resume_cfg, network_state, network_cfg = load_inputs(opts)

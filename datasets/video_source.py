@@ -1,7 +1,7 @@
 """A video to segment: frames decoded lazily, annotations, output names and sizes.
 
 Every evaluation script turns its dataset layout into :class:`VideoSource` objects and
-hands them to the one propagation loop (``evaluation/runner.py``). Frames come from a
+hands them to the one propagation loop (``evaluation/propagation.py``). Frames come from a
 folder of images or a video file and are decoded one at a time, so memory does not
 grow with the length of the video.
 """
@@ -125,7 +125,7 @@ class VideoSource:
     infer_size: Optional[int] = None  # resize frames to this shorter side for inference (may upscale)
     max_short_side: Optional[int] = None  # without infer_size: never upscale, shrink the shorter side to at most this
     palette_from: Optional[Path] = None
-    numbered_outputs: bool = False  # DAVIS: 00000.png...; otherwise named like the input frames
+    numbered_outputs: bool = False  # DAVIS: masks 00000, 00001...; otherwise named like the input frames
     submission_stems: Optional[set[str]] = None  # frames a server scores (None: all written frames)
     gray_binary_is_one_object: bool = False  # generic videos: a 0/255 (or 0/1) grayscale mask is one object
     _said_binary: bool = field(default=False, init=False, repr=False)  # the one-object line is printed once
@@ -142,8 +142,9 @@ class VideoSource:
     def first_annotated(self) -> int:
         return min(self.annotation_files) if self.annotation_files else 0
 
-    def output_name(self, index: int) -> str:
-        return f"{index:05d}.png" if self.numbered_outputs else f"{self.frames.stem(index)}.png"
+    def output_stem(self, index: int) -> str:
+        """The name of frame ``index``'s mask without its suffix (the mask format's: ``evaluation/masks.py``)."""
+        return f"{index:05d}" if self.numbered_outputs else self.frames.stem(index)
 
     def items(self) -> Iterator[FrameItem]:
         """Decode frames in order, with their annotations, ready for the engine.

@@ -12,7 +12,6 @@ records what it did in ``<output>/.qdmn/ranks/`` (the summary reads those record
 
 from __future__ import annotations
 
-import argparse
 import heapq
 import json
 import os
@@ -41,26 +40,6 @@ FINISH_LOCK = f"{STATE_DIR}/finish.lock"  # one finisher at a time (shards)
 FINISHED_RECORD = f"{STATE_DIR}/finished.json"  # the completion records the last finish saw
 # Ranks wait for the slowest one at the end: the longest video of a split may take hours.
 GROUP_TIMEOUT = timedelta(hours=48)
-
-
-def shard_arg(text: str) -> str:
-    """``--shard``: ``I/N`` (0 <= I < N) or ``merge``."""
-    if text == MERGE:
-        return text
-    index, _, count = text.partition("/")
-    if not (index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)):
-        raise argparse.ArgumentTypeError(f"{text!r}: use I/N with 0 <= I < N (e.g. 0/4), or 'merge'")
-    return f"{int(index)}/{int(count)}"
-
-
-def add_distributed_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--shard",
-        type=shard_arg,
-        default=None,
-        help="I/N: process the I-th of N shares of the videos and exit (array jobs); any shard, or 'merge', "
-        "writes the zip and the summary once every video is complete. Under torchrun the ranks split the videos by themselves",
-    )
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,11 @@ from typing import Optional
 import numpy as np
 
 from datasets.video_source import VideoSource
+from evaluation.masks import PALETTE_PNG
 from util.errors import UserError
 from util.image_io import load_mask
-from util.metrics import EvaluationError, check_ground_truth_names, score_video
+from util.metrics import EvaluationError
+from util.metrics_folders import check_ground_truth_names, score_video
 from util.output_safety import claim_files
 from util.overlay import write_overlay
 
@@ -34,7 +36,7 @@ OverlayFrame = tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]
 def overlay_items(video: VideoSource, folder: Path, gt: Optional[Path] = None) -> Iterator[OverlayFrame]:
     """(frame, predicted labels, ground-truth labels or None) for :func:`util.overlay.write_overlay`."""
     for index, rgb in enumerate(video.frames):
-        path = folder / video.output_name(index)
+        path = folder / PALETTE_PNG.file_name(video.output_stem(index))
         ids = load_mask(path) if index >= video.first_annotated and path.is_file() else np.zeros(rgb.shape[:2], np.uint8)
         truth = None
         if gt is not None:

@@ -9,14 +9,14 @@ frame, and so deletes the wrong frame).
 Rules, for each frame t after the annotated frame a (all numbers are parameters):
 
 * quality ``q_t`` = (mean of frame t's object QAM scores) / base. Two options, each
-  set to its official core's behaviour at HEAD (yongliu20/QDMN 301f7bf) by the script
+  set to its official core's behaviour at HEAD (``evaluation.official.OFFICIAL_HEAD``) by the script
   defaults (``DAVIS_MEMORY``, ``YOUTUBE_MEMORY``):
 
   - ``quality_mean``: ``"all"`` averages the scores of *all* objects, zeros included
     (official DAVIS core ``inference_core.py``, where the zero filter of propagated
     frames is commented out); ``"nonzero"`` averages only the non-zero ones (official
-    YouTube-VOS core ``inference_core_yv.py``; also the first published version,
-    1c289dd, of both cores);
+    YouTube-VOS core ``inference_core_yv.py``; also the first published version of both
+    cores, docs/OFFICIAL_AGREEMENT.md);
   - ``quality_base``: ``"annotated"`` divides by the mean of the *non-zero* scores on the
     most recent annotated frame (official DAVIS core); ``"first_propagated"`` divides
     by the mean (as ``quality_mean`` says) of the first frame judged after the most
@@ -89,7 +89,7 @@ class MemoryConfig:
         return self.capacity + 1
 
 
-# The official cores at HEAD (yongliu20/QDMN 301f7bf): inference_core.py (DAVIS 2016/2017)
+# The official cores at HEAD (evaluation.official.OFFICIAL_HEAD): inference_core.py (DAVIS 2016/2017)
 # and inference_core_yv.py (YouTube-VOS).
 DAVIS_MEMORY = MemoryConfig(threshold=0.8, capacity=20, quality_mean="all", quality_base="annotated")
 YOUTUBE_MEMORY = MemoryConfig(threshold=0.75, capacity=10, quality_mean="nonzero", quality_base="first_propagated")

@@ -16,6 +16,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -79,7 +80,9 @@ def write_video(root: Path, frames: int, height: int, width: int, objects: int, 
 def measure(data: Path, args: argparse.Namespace) -> dict:
     """Run the real evaluation loop on ``data``; return timings and memory (child process)."""
     from datasets.video_source import ImageFolderFrames, VideoSource
-    from evaluation.runner import prepare_network, run_evaluation, write_palette
+    from evaluation.masks import PALETTE_PNG
+    from evaluation.propagation import prepare_network
+    from evaluation.runner import run_evaluation
     from model.memory_policy import DAVIS_MEMORY
     from model.network import random_network
     from util.hardware import amp_dtype, cpu_model, effective_amp, native_cpu_bfloat16, resolve_device, set_threads, torch_cpu_capability
@@ -88,8 +91,8 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
 
     set_threads(args.threads)
     device = resolve_device(args.device)
-    args.amp = effective_amp(device, args.amp, args.force_amp)
-    network = prepare_network(random_network(args.config, args.seed, "sigmoid"), device, args.official_kernels, args.amp)
+    amp = effective_amp(device, args.amp, args.force_amp)  # the precision this run uses
+    network = prepare_network(random_network(args.config, args.seed, "sigmoid"), device, args.official_kernels, amp)
     timer = StageTimer(device)
     timer.instrument(network)
 
@@ -109,12 +112,12 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
             yield item
 
     video.items = timed_items  # type: ignore[method-assign]
-    writer = timer.wrap(write_palette, "writing masks", sync=False)
+    mask_format = dataclasses.replace(PALETTE_PNG, write=timer.wrap(PALETTE_PNG.write, "writing masks", sync=False))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with tempfile.TemporaryDirectory() as out, torch.inference_mode():
         start = time.perf_counter()
-        stats = run_evaluation(network, DAVIS_MEMORY, [video], Path(out), device, writer=writer, amp=args.amp)
+        stats = run_evaluation(network, DAVIS_MEMORY, [video], Path(out), device, mask_format, amp=amp)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         wall = time.perf_counter() - start
@@ -130,12 +133,12 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
         "cpu_capability": torch_cpu_capability(),
         "native_bfloat16": native_cpu_bfloat16(),
         "threads": torch.get_num_threads(),
-        "precision": str(amp_dtype(device) if args.amp else torch.float32).removeprefix("torch."),
+        "precision": str(amp_dtype(device) if amp else torch.float32).removeprefix("torch."),
         "kernels": "official" if args.official_kernels else "fast",
     }
     if args.flop_frames > 0:
-        result["gflop_per_frame"] = count_gflops(network, video, device, args.flop_frames, args.amp)
-        dtype = amp_dtype(device) if args.amp else torch.float32
+        result["gflop_per_frame"] = count_gflops(network, video, device, args.flop_frames, amp)
+        dtype = amp_dtype(device) if amp else torch.float32
         # Emulated bfloat16 (no native instructions) takes ~76 s per 2048^2 matmul: measure a small one there.
         emulated = device.type == "cpu" and dtype == torch.bfloat16 and not native_cpu_bfloat16()
         result["matmul_peak_gflops"] = measure_matmul_gflops(device, dtype, n=256 if emulated else 2048)

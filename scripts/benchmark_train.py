@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
     p.add_argument("--precisions", default="float32,amp", help="float32, amp or both")
     p.add_argument("--memory_formats", default="auto",
-                   help="comma-separated: auto (train.py's default: channels_last with --amp), channels_last, contiguous")
+                   help="comma-separated layouts: auto, channels_last, contiguous (train.py --memory_format)")
     p.add_argument("--device", default=None, help="cpu, cuda... (default: cuda when available)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the CPUs this process may use)")
     p.add_argument("--data_height", type=int, default=480, help="height of the generated videos (480p, as DAVIS)")

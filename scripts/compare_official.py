@@ -6,10 +6,10 @@ Usage (from the repository root; the official code is a user's clone of yongliu2
         --davis data/DAVIS/2017 --split val [--use_km] [--no_top] [--fix_eviction]
 
 The official code compared is commit ``--official_commit`` (default: HEAD of the
-official repository, 301f7bf, the code users clone). When ``--official_repo`` is a git
-clone (or a bare git directory) that commit is extracted from it with ``git archive``,
-whatever is checked out; a folder without git metadata is copied as it is and its commit
-is reported as unknown.
+official repository, ``evaluation.official.OFFICIAL_HEAD``, the code users clone). When
+``--official_repo`` is a git clone (or a bare git directory) that commit is extracted from
+it with ``git archive``, whatever is checked out; a folder without git metadata is copied
+as it is and its commit is reported as unknown.
 
 Both implementations run on the CPU, one after the other, in subprocesses:
 
@@ -28,9 +28,10 @@ Both implementations run on the CPU, one after the other, in subprocesses:
   the annotated frame; this project deletes the intended frame, i.e. slot ``pos + 1``);
 * the frame-quality rule: the official DAVIS core divides a propagated frame's mean
   score by the annotated frame's non-zero mean; at HEAD the mean is over all objects
-  (the zero filter of propagated frames is commented out), in 1c289dd over the non-zero
-  ones. The script reads which from the source and passes ``--quality_mean all`` or
-  ``nonzero`` (and ``--quality_base annotated``) to this project. ``--zero_filter on/off``
+  (the zero filter of propagated frames is commented out), in the first published version
+  (docs/OFFICIAL_AGREEMENT.md) over the non-zero ones. The script reads which from the
+  source and passes ``--quality_mean all`` or ``nonzero`` (and ``--quality_base
+  annotated``) to this project. ``--zero_filter on/off``
   patches that line of the copy; ``--project_quality_mean`` runs this project with
   another rule. Both exist to show that the comparison tells the rules apart;
 * this project's ``eval_davis.py`` / ``eval_davis_2016.py`` then runs with the same flags,
@@ -232,7 +233,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         "--official_repo",
         type=Path,
         default=os.environ.get("QDMN_OFFICIAL_REPO"),
-        help="a clone (or bare git directory) of yongliu20/QDMN, left untouched (default: $QDMN_OFFICIAL_REPO)",
+        help="a clone or bare git directory of yongliu20/QDMN (default: $QDMN_OFFICIAL_REPO)",
     )
     parser.add_argument(
         "--official_commit",
@@ -254,13 +255,13 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         "--fix_eviction",
         action="store_true",
-        help="patch the official eviction to delete the evicted frame (slot pos+1), as this project does",
+        help="patch the official eviction to delete the evicted frame, as this project does",
     )
     parser.add_argument(
         "--zero_filter",
         choices=("as_released", "on", "off"),
         default="as_released",
-        help="the official DAVIS core's zero filter of propagated frames' scores (commented out at HEAD)",
+        help="enable the official DAVIS core's zero filter of propagated frames' scores",
     )
     parser.add_argument(
         "--project_quality_mean",
@@ -268,7 +269,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         default=None,
         help="run this project with this --quality_mean (default: the official copy's rule)",
     )
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads of both runs (equal counts give equal float rounding)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of each run")
     parser.add_argument("--min_agreement", type=float, default=0.999, help="pass mark, a share in [0, 1]")
     parser.add_argument(
         "--criterion", choices=("overall", "min"), default="overall", help="judge the overall agreement or the worst sequence's"

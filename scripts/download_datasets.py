@@ -258,10 +258,10 @@ def run(
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--out", type=Path, default=Path("data"), help="data root (default: data)")
-    parser.add_argument("--only", default=None, help="comma-separated groups or entries, e.g. davis2017,davis2016 (default: all but BL30K)")
+    parser.add_argument("--only", default=None, help="comma-separated groups or entries, e.g. davis2017 (default: all but BL30K)")
     parser.add_argument("--base_url", default=None, help="mirror: replaces scheme and host of every URL, e.g. http://127.0.0.1:8000")
     parser.add_argument("--no_extract", action="store_true", help="download (and verify) only")
-    parser.add_argument("--no_verify", action="store_true", help="skip checksum checks (when a file on the server has changed)")
+    parser.add_argument("--no_verify", action="store_true", help="skip checksum checks")
     parser.add_argument("--no_resize", action="store_true", help="do not make YouTube/train_480p after extracting YouTube train")
     parser.add_argument("--bl30k", action="store_true", help="also download BL30K (~700 GB)")
     parser.add_argument("--list", action="store_true", help="print the table and exit")

@@ -17,9 +17,9 @@ import argparse
 import os
 import sys
 
-from util.arg_types import positive_int
+from evaluation.arguments import positive_int
 from util.errors import EXIT_USAGE, UserError
-from util.metrics import run_jf
+from util.metrics_folders import run_jf
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

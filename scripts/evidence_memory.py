@@ -29,13 +29,14 @@ from pathlib import Path
 import numpy as np
 
 from datasets import layouts
+from evaluation.arguments import positive_int
 from model.memory_policy import POLICIES
-from util.arg_types import positive_int
 from util.atomic import write_text_atomic
 from util.download import sha256sum
 from util.errors import exit_on_user_error, run_python
 from util.hardware import available_cpus
-from util.metrics import db_eval_boundary_batch, db_eval_iou_batch, read_mask
+from util.metrics import db_eval_boundary_batch, db_eval_iou_batch
+from util.metrics_folders import read_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--jobs", type=positive_int, default=1, help="policies evaluated at once, each on an equal share of the CPUs")
     p.add_argument("--reuse", action="store_true",
-                   help="take a policy's row from an earlier run in --work with the same model and set instead of running it")
+                   help="reuse a policy's row from an earlier run in --work (same model and set)")
     args = p.parse_args(argv)
     args.threads = max(1, available_cpus() // args.jobs) if args.jobs > 1 else None
     work, out = Path(args.work), Path(args.out)

@@ -20,7 +20,9 @@ import torch
 
 from datasets.davis_test_dataset import davis2017_videos
 from engine.core import InferenceCore
-from evaluation.runner import add_eval_args, build_network, memory_config
+from evaluation.arguments import add_eval_args, eval_config
+from evaluation.config import memory_config
+from evaluation.propagation import build_network
 from model.memory_policy import DAVIS_MEMORY
 from util.errors import exit_on_user_error
 from util.hardware import resolve_device
@@ -81,12 +83,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="docs/evidence")
     add_eval_args(p, DAVIS_MEMORY, default_output="unused")
     args = p.parse_args(argv)
+    config = eval_config(args)
     from scipy.stats import pearsonr, spearmanr
 
     device = resolve_device(args.device)
-    network = build_network(args, device)
+    network = build_network(config, device, config.amp)
     videos = davis2017_videos(args.davis, "val")
-    scores, ious = collect(network, device, videos, memory_config(args))
+    scores, ious = collect(network, device, videos, memory_config(config))
     pearson, spearman = float(pearsonr(scores, ious)[0]), float(spearmanr(scores, ious)[0])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

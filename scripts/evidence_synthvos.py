@@ -26,7 +26,8 @@ import numpy as np
 from datasets import layouts
 from util.errors import exit_on_user_error, run_python
 from util.image_io import list_images, load_mask, mask_palette, save_palette_png
-from util.metrics import db_eval_boundary_batch, db_eval_iou_batch, run_jf
+from util.metrics import db_eval_boundary_batch, db_eval_iou_batch
+from util.metrics_folders import run_jf
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--root", default="data/SynthVOS", help="SynthVOS root (scripts/make_synthvos.py); '' to leave it out")
     p.add_argument("--heldout", default=None,
-                   help="also the held-out generator's clips (scripts/make_heldout.py --out DIR: <DIR>/2017, and <DIR>/yv when written)")
+                   help="also the held-out clips of scripts/make_heldout.py --out DIR")
     p.add_argument("--out", default="docs/evidence")
     p.add_argument("--name", default="synthvos", help="reports in --out: NAME.md and NAME.json")
     p.add_argument("--work", default="outputs/evidence_synthvos")

@@ -34,7 +34,7 @@ def fc2_outputs(network: QDMN, davis_root: Path) -> list[float]:
     """QAM pre-activations (``score.fc2`` outputs) of every object-frame memorised while
     evaluating the DAVIS 2017 val videos under ``davis_root`` (CPU, official arithmetic)."""
     from datasets.davis_test_dataset import davis_sequences
-    from evaluation.runner import propagate
+    from evaluation.propagation import propagate
     from model.memory_policy import DAVIS_MEMORY
 
     outputs: list[float] = []

@@ -66,13 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="make_synthvos.py", description="Generate the SynthVOS benchmark.")
     parser.add_argument("--out", required=True, type=Path, help="output folder (e.g. data/SynthVOS)")
     parser.add_argument("--sets", default=None, help="comma-separated subset of val,long,yv (default: all; --style wide: val,yv)")
-    parser.add_argument("--workers", type=int, default=2, help="parallel processes (videos are independent)")
+    parser.add_argument("--workers", type=int, default=2, help="parallel processes")
     parser.add_argument("--overwrite", action="store_true", help="replace sets a previous run wrote")
     parser.add_argument(
         "--seed",
         type=int,
         default=None,
-        help="generate training data in the SynthVOS style from this seed instead (the SynthVOS seeds are refused)",
+        help="generate training data in the SynthVOS style from this seed (not a SynthVOS seed)",
     )
     parser.add_argument(
         "--style",

@@ -8,8 +8,6 @@
 # exported as float16 weights. README, "The demonstration model".
 # BN_ALL=1 runs the variant that also trains batch norm in stage 2 (README, "Attempts at a
 # stronger model"), written to saves/qdmn_lite_synth_bn_all.pth beside the shipped model.
-# The previous model (frozen batch norm from random weights, float32) and the fine-tuning
-# experiment: git show a2853c7:scripts/train_demo.sh
 # The held-out generator (scripts/make_heldout.py) is never trained on: it checks generalisation.
 # Resumable: every step is skipped when its result exists, and a stage that was stopped
 # (SIGTERM or Ctrl-C save a checkpoint) resumes from its latest *_checkpoint.pth, so the

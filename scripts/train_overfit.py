@@ -140,14 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--iterations", type=int, default=500)
     p.add_argument("--batch_size", type=int, default=3)
-    p.add_argument("--lr", type=float, default=1e-4, help="higher than the real 2e-5: a random initialisation and few iterations")
+    p.add_argument("--lr", type=float, default=1e-4, help="initial learning rate")
     p.add_argument("--steps", type=int, nargs="*", default=[350], help="LR decay (x0.1) iterations, as --steps of train.py")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--target", type=float, default=0.9, help="exit 1 when the final mean IoU is below this")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast, as train.py --amp on a CPU")
     p.add_argument("--memory_format", choices=MEMORY_FORMATS, default="auto", help="as train.py: auto is channels_last with --amp")
     p.add_argument("--compare_amp", type=Path, default=None,
-                   help="train twice (float32, then --amp) from the same start; plot both loss curves into this PNG and a JSON beside it")
+                   help="train in float32 and with --amp from one start; plot both losses into this PNG")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the CPUs this process may use)")
     args = p.parse_args(argv)
     assert_not_synthvos_seed(args.seed)  # never train on the evaluation benchmark's videos

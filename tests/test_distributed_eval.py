@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from datasets.synthetic import VideoSpec, render_video, write_davis2016, write_youtube
-from evaluation.distributed import MERGE, Plan, incomplete_message, plan_from, shard_arg, split_by_frames
+from evaluation.arguments import shard_arg
+from evaluation.distributed import MERGE, Plan, incomplete_message, plan_from, split_by_frames
 from tests.test_eval_cli import ROOT, davis_with_lite_checkpoint, run
 from tests.test_youtube_generic import save_frames, save_mask
 from util.errors import UserError

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from evaluation.runner import probabilities_to_labels
+from evaluation.propagation import probabilities_to_labels
 from util.errors import UserError
 from util.image_io import load_mask
 from util.metrics import EvaluationError, db_eval_boundary, db_eval_iou, evaluate_sequence

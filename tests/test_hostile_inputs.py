@@ -21,7 +21,7 @@ from PIL import Image
 import eval_generic
 from datasets.synthetic import VideoSpec, render_video
 from datasets.video_source import ImageFolderFrames, VideoSource
-from evaluation.runner import write_mask, write_palette
+from evaluation.masks import write_mask, write_palette
 from model.checkpoint import atomic_save, safe_load
 from tests.test_eval_cli import ROOT, assert_one_line_error, run
 from tests.test_output_safety import assert_refused, call, tree
@@ -207,10 +207,10 @@ def test_full_disk_while_writing_masks_is_one_line_and_publishes_nothing(clip, t
     root, _, ckpt = clip
     script = (
         "import errno, sys\n"
-        "import evaluation.runner as runner\n"
+        "import evaluation.masks as masks\n"
         "def full(*args, **kwargs):\n"
         "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
-        "runner.save_palette_png = full\n"
+        "masks.save_palette_png = full\n"
         "import eval_generic\n"
         "eval_generic.main(sys.argv[1:])\n"
     )

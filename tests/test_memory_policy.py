@@ -214,11 +214,13 @@ def test_baseline_first_prev_admits_nothing():
 def test_each_script_defaults_to_its_official_core_and_flags_override(script, expected):
     import importlib
 
-    from evaluation.runner import memory_config
+    from evaluation.arguments import eval_config
+    from evaluation.config import memory_config
 
     module = importlib.import_module(script)
     extra = ["--video", "v", "--masks", "m"] if script == "eval_generic" else []
-    config = memory_config(module.parse_args(["--output", "o", *extra]))
+    config = memory_config(eval_config(module.parse_args(["--output", "o", *extra])))
     assert (config.quality_mean, config.quality_base, config.threshold, config.capacity) == expected
-    config = memory_config(module.parse_args(["--output", "o", *extra, "--quality_mean", "nonzero", "--quality_base", "annotated"]))
+    flags = ["--quality_mean", "nonzero", "--quality_base", "annotated"]
+    config = memory_config(eval_config(module.parse_args(["--output", "o", *extra, *flags])))
     assert (config.quality_mean, config.quality_base) == ("nonzero", "annotated")

@@ -1,4 +1,4 @@
-"""Tests of the DAVIS J&F evaluation (util/metrics.py, scripts/evaluate_jf.py).
+"""Tests of the DAVIS J&F evaluation (util/metrics.py, util/metrics_folders.py, scripts/evaluate_jf.py).
 
 Exactness against the official davis2017-evaluation code was checked outside
 the repository; these tests pin the protocol on hand-computed cases.
@@ -20,6 +20,7 @@ from scipy import ndimage
 
 from scripts import evaluate_jf
 from util import metrics as M
+from util import metrics_folders
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -251,10 +252,10 @@ def test_read_mask_modes(tmp_path: Path) -> None:
     _save(ids, tmp_path / "p.png", palette=True)
     _save(ids, tmp_path / "l.png", palette=False)
     Image.fromarray(np.stack([ids] * 3, axis=-1)).save(tmp_path / "rgb.png")
-    assert np.array_equal(M.read_mask(tmp_path / "p.png"), ids)
-    assert np.array_equal(M.read_mask(tmp_path / "l.png"), ids)
+    assert np.array_equal(metrics_folders.read_mask(tmp_path / "p.png"), ids)
+    assert np.array_equal(metrics_folders.read_mask(tmp_path / "l.png"), ids)
     with pytest.raises(M.EvaluationError, match="rgb.png"):
-        M.read_mask(tmp_path / "rgb.png")
+        metrics_folders.read_mask(tmp_path / "rgb.png")
 
 
 def test_cli_writes_official_csvs_and_json(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from model.checkpoint import atomic_save, safe_load
 from model.config import LITE
 from model.model import ClipForward, QDMNTrainer, expand_single_object, use_channels_last
 from model.network import QDMN
-from training.hyper_para import DEFAULT_SEED
+from training.config import DEFAULT_SEED
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = str(ROOT / "train.py")

@@ -1,22 +1,42 @@
-"""argparse ``type=`` validators: a bad number is a usage line and exit 2, never a traceback.
+"""Validators of flag values (``type=`` of the argument parsers): a bad value is :class:`InvalidValue`, one line.
 
-Shared by every argument builder (``evaluation/runner.add_eval_args``,
-``util/hyper_para.build_parser``). Imports nothing of the project.
+Shared by both sides' argument declarations (``evaluation/arguments.py``, ``training/hyper_para.py``) and the entry
+scripts. This module does not import argparse: the module that declares the flags owns argparse and adapts a
+validator with :func:`argparse_type`, so that the parser prints the line as its usage error (exit 2).
+Imports nothing of the project.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Callable
-from typing import Optional
+from typing import Optional, TypeVar
+
+T = TypeVar("T")
+
+
+class InvalidValue(ValueError):
+    """A flag value out of range or of the wrong kind; the message is the whole line."""
+
+
+def argparse_type(check: Callable[[str], T], error: type[Exception]) -> Callable[[str], T]:
+    """``check`` raising ``error`` (argparse.ArgumentTypeError, passed by the declaring module) for an :class:`InvalidValue`."""
+
+    def parse(text: str) -> T:
+        try:
+            return check(text)
+        except InvalidValue as e:
+            raise error(str(e)) from None
+
+    parse.__name__ = getattr(check, "__name__", repr(check))  # argparse names the type by it in other errors
+    return parse
 
 
 def _parse(kind: type, text: str) -> float | int:
     try:
         return kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        raise InvalidValue(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
 
 
 def int_at_least(low: int) -> Callable[[str], int]:
@@ -25,7 +45,7 @@ def int_at_least(low: int) -> Callable[[str], int]:
     def check(text: str) -> int:
         value = int(_parse(int, text))
         if value < low:
-            raise argparse.ArgumentTypeError(f"{value} must be >= {low}")
+            raise InvalidValue(f"{value} must be >= {low}")
         return value
 
     check.__name__ = f"integer >= {low}"
@@ -38,11 +58,11 @@ def finite_float(low: Optional[float] = None, high: Optional[float] = None, low_
     def check(text: str) -> float:
         value = float(_parse(float, text))
         if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"{text} must be a finite number")
+            raise InvalidValue(f"{text} must be a finite number")
         if low is not None and (value <= low if low_open else value < low):
-            raise argparse.ArgumentTypeError(f"{value:g} must be {'>' if low_open else '>='} {low:g}")
+            raise InvalidValue(f"{value:g} must be {'>' if low_open else '>='} {low:g}")
         if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"{value:g} must be <= {high:g}")
+            raise InvalidValue(f"{value:g} must be <= {high:g}")
         return value
 
     check.__name__ = "finite number"
@@ -56,7 +76,7 @@ def size_or_native(text: str) -> int:
     """An inference size: -1 keeps the native size, otherwise at least :data:`MIN_SIZE` pixels."""
     value = int(_parse(int, text))
     if value != -1 and value < MIN_SIZE:
-        raise argparse.ArgumentTypeError(f"{value} must be -1 (native size) or at least {MIN_SIZE} pixels")
+        raise InvalidValue(f"{value} must be -1 (native size) or at least {MIN_SIZE} pixels")
     return value
 
 
@@ -66,9 +86,9 @@ def is_plain_name(text: str) -> bool:
 
 
 def plain_name(text: str) -> str:
-    """argparse type: a plain folder name (:func:`is_plain_name`)."""
+    """A plain folder name (:func:`is_plain_name`)."""
     if not is_plain_name(text):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a plain folder name (no '/', not '.' or '..', not starting with '.')")
+        raise InvalidValue(f"{text!r} must be a plain folder name (no '/', not '.' or '..', not starting with '.')")
     return text
 
 
