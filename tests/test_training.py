@@ -505,13 +505,17 @@ def test_channels_last_training_keeps_nhwc_parameters_and_the_contiguous_update(
     assert all(s["exp_avg"].is_contiguous(memory_format=torch.channels_last) for s in trainer.optimizer.state.values()
                if s["exp_avg"].dim() == 4 and s["exp_avg"].shape[-1] > 1)
     # The gradients agree up to rounding: the global norm to 1e-4, each tensor to 2 % of its largest element (measured
-    # 0.6 %: the bootstrapped cross-entropy keeps the hardest pixels, a choice rounding can change at the margin).
+    # 0.6 %: the bootstrapped cross-entropy keeps the hardest pixels, a choice rounding can change at the margin), with a
+    # floor of 1e-6 of the largest gradient for tensors whose gradient is zero up to rounding (kv_m_f16.key_proj.bias:
+    # a bias on every memory key shifts all affinities of a query alike, which the softmax cancels; measured 5.5e-13,
+    # and 90 % apart between the two layouts on an AVX2 AMD EPYC).
     # The weights after Adam's first step need not agree: it moves each weight by about the learning rate in the sign of
     # its gradient, and a gradient near 0 may change sign.
     pairs = [(a.grad, b.grad) for a, b in zip(contiguous.net.parameters(), trainer.net.parameters()) if a.grad is not None]
     norm_a, norm_b = (torch.sqrt(sum((g**2).sum() for g in grads)) for grads in zip(*pairs))
     assert abs(norm_a - norm_b) < 1e-4 * norm_a
-    assert all((a - b).abs().max() <= 0.02 * a.abs().max() + 1e-12 for a, b in pairs)
+    floor = 1e-6 * max(a.abs().max() for a, _ in pairs)
+    assert all((a - b).abs().max() <= 0.02 * a.abs().max() + floor for a, b in pairs)
 
 
 def test_amp_trainer_runs_the_forward_in_bfloat16_and_keeps_float32_weights():
