@@ -63,7 +63,8 @@ def probe(env: DistEnv) -> dict[str, Any]:
         "broadcast": box[0],
     }
     if env.device.type == "cuda":
-        result["nccl_version"] = ".".join(str(v) for v in torch.cuda.nccl.version())
+        version = torch.cuda.nccl.version()  # a tuple; an int in old releases
+        result["nccl_version"] = ".".join(map(str, version)) if isinstance(version, tuple) else str(version)
     return result
 
 

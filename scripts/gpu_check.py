@@ -368,7 +368,11 @@ if torch.cuda.is_available():
     info["gpu"] = {"name": p.name, "capability": f"{p.major}.{p.minor}", "bf16": torch.cuda.is_bf16_supported(),
                    "fp16": (p.major, p.minor) >= (5, 3), "memory_gib": round(p.total_memory / 2**30, 1),
                    "multiprocessors": p.multi_processor_count, "count": torch.cuda.device_count()}
-    info["nccl"] = ".".join(str(v) for v in torch.cuda.nccl.version())
+    try:
+        v = torch.cuda.nccl.version()
+        info["nccl"] = ".".join(map(str, v)) if isinstance(v, tuple) else str(v)
+    except Exception as e:
+        info["nccl"] = f"unknown ({type(e).__name__})"
 print(json.dumps(info))
 """
 MODULE_PROBE = "import importlib.util, json; print(json.dumps({m: importlib.util.find_spec(m) is not None for m in %r}))"

@@ -175,6 +175,8 @@ def test_measure_run_runs_a_script_as_main_and_records_its_exit(tmp_path):
 
 
 def test_measure_run_records_the_grad_scaler_scale_and_restores_it(tmp_path):
+    if not hasattr(torch.amp, "GradScaler"):
+        pytest.skip("torch.amp.GradScaler needs PyTorch >= 2.3")
     scales: list[float] = []
     undo = measure_run.record_scaler_scales(scales)
     try:
