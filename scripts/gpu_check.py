@@ -753,7 +753,10 @@ def stage_eval(check: Check, record: dict[str, Any], deadline: float, jobs: dict
     model = base / "confident_random.pth"
     from scripts import make_random_checkpoint
 
-    make_random_checkpoint.main(["--out", str(model), *CONFIDENT_CHECKPOINT])
+    try:
+        make_random_checkpoint.main(["--out", str(model), *CONFIDENT_CHECKPOINT])
+    except SystemExit as e:  # its one-line error is printed; the stage records the failure
+        raise RuntimeError(f"make_random_checkpoint failed (exit {e.code})") from None
     record["data"] = {"videos": p.eval_videos, "frames_per_video": p.eval_frames, "size": list(p.eval_hw), "cpu_videos": subset}
     record["checkpoint"] = {"make_random_checkpoint": shlex.join(CONFIDENT_CHECKPOINT), "config": "official"}
     runs: dict[str, dict[str, Any]] = {}

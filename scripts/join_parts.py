@@ -80,9 +80,17 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: not a JSON manifest ({e}); pass the .json written with the parts") from None
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT or not isinstance(manifest.get("parts"), list):
         raise UserError(f"{path}: not a parts manifest (format {MANIFEST_FORMAT!r}); pass the .json written with the parts")
+    if (
+        not isinstance(manifest.get("size"), int)
+        or not isinstance(manifest.get("sha256"), str)
+        or not isinstance(manifest.get("file"), str)
+    ):
+        raise UserError(f"{path}: the manifest has no file name, size and SHA-256; it is damaged, fetch it again")
     for part in manifest["parts"]:
         if not isinstance(part, dict) or Path(str(part.get("name", ""))).name != part.get("name") or not part.get("name"):
             raise UserError(f"{path}: a part entry is not a plain file name ({part!r}); the manifest is damaged")
+        if not isinstance(part.get("size"), int) or not isinstance(part.get("sha256"), str):
+            raise UserError(f"{path}: part {part['name']} has no size and SHA-256; the manifest is damaged, fetch it again")
     return manifest
 
 

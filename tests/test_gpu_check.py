@@ -160,6 +160,15 @@ def test_weights_split_into_parts_join_back_with_their_checksums(tmp_path, capsy
         join_parts.main([str(back / "w.json"), "--out", str(tmp_path / "other.pth")])
     assert (tmp_path / "other.pth").read_bytes() == b"someone else's"
     assert "exists and is not this file" in capsys.readouterr().err
+    damaged = back / "w.json"
+    damaged.write_text(damaged.read_text().replace('"size": 5243003', '"size": "big"'))
+    with pytest.raises(SystemExit) as exit_info:
+        join_parts.main([str(damaged), "--out", str(tmp_path / "third.pth")])
+    assert exit_info.value.code == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: {damaged}: the manifest has no file name, size and SHA-256; it is damaged, fetch it again"
+    )
 
 
 def test_measure_run_runs_a_script_as_main_and_records_its_exit(tmp_path):
