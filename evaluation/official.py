@@ -20,10 +20,10 @@ OFFICIAL_HEAD = "301f7bf"  # yongliu20/QDMN at HEAD (2023-04-05), the code users
 # The zero filter of a propagated frame's scores in the official DAVIS core's do_pass.
 ZERO_FILTER_RE = r"(?m)^([ \t]*)(#[ \t]*)?(scores = list\(filter\(lambda a: a != 0, scores\)\))"
 
-# Injected into the official run. It must stay free of official code.
-SITECUSTOMIZE = textwrap.dedent(
+# Injected into the official run (both devices). It must stay free of official code.
+SITECUSTOMIZE_OFFLINE = textwrap.dedent(
     '''
-    """CPU/offline shims for running the official QDMN evaluation (written by compare_official.py)."""
+    """Offline shims for running the official QDMN evaluation (written by compare_official.py)."""
     import functools
     import importlib.util
     import os
@@ -33,6 +33,61 @@ SITECUSTOMIZE = textwrap.dedent(
     import numpy
     import torch
 
+    _imagenet = []
+
+
+    def _offline_load_url(*args, **kwargs):
+        """Stands in for the ImageNet download: random ResNet-50 weights (overwritten later)."""
+        if not _imagenet:
+            try:
+                import torchvision
+
+                _imagenet.append(torchvision.models.resnet50(weights=None).state_dict())
+            except Exception:
+                _imagenet.append({})
+        return dict(_imagenet[0])
+
+
+    import torch.hub
+    import torch.utils.model_zoo
+
+    torch.hub.load_state_dict_from_url = _offline_load_url
+    torch.utils.model_zoo.load_url = _offline_load_url
+
+    # numpy 2 removed numpy.lib.arraysetops, which official modules.py imports (unused).
+    try:
+        import numpy.lib.arraysetops  # noqa: F401
+    except ImportError:
+        _shim = types.ModuleType("numpy.lib.arraysetops")
+        for _name in ("isin", "in1d", "unique", "intersect1d", "setdiff1d", "union1d", "setxor1d"):
+            if hasattr(numpy, _name):
+                setattr(_shim, _name, getattr(numpy, _name))
+        sys.modules["numpy.lib.arraysetops"] = _shim
+        numpy.lib.arraysetops = _shim
+
+    # eval_davis.py takes its palette from blackswan; use another annotation when absent.
+    _palette = os.environ.get("QDMN_COMPARE_PALETTE")
+    if _palette:
+        import PIL.Image
+
+        _open = PIL.Image.open
+
+        @functools.wraps(_open)
+        def _open_with_fallback(fp, *args, **kwargs):
+            if isinstance(fp, (str, os.PathLike)):
+                name = os.fspath(fp).replace(os.sep, "/")
+                if name.endswith("/blackswan/00000.png") and not os.path.exists(fp):
+                    fp = _palette
+            return _open(fp, *args, **kwargs)
+
+        PIL.Image.open = _open_with_fallback
+    '''
+).lstrip()
+
+# Injected into the official run on the CPU only: the official code calls .cuda() everywhere.
+SITECUSTOMIZE_CPU = textwrap.dedent(
+    '''
+    # CPU shims: .cuda() and torch.cuda.synchronize() become no-ops, device='cuda' means the CPU.
     _CPU = torch.device("cpu")
 
 
@@ -83,56 +138,11 @@ SITECUSTOMIZE = textwrap.dedent(
 
 
     torch.load = _cpu_load
+    '''
+)
 
-    _imagenet = []
-
-
-    def _offline_load_url(*args, **kwargs):
-        """Stands in for the ImageNet download: random ResNet-50 weights (overwritten later)."""
-        if not _imagenet:
-            try:
-                import torchvision
-
-                _imagenet.append(torchvision.models.resnet50(weights=None).state_dict())
-            except Exception:
-                _imagenet.append({})
-        return dict(_imagenet[0])
-
-
-    import torch.hub
-    import torch.utils.model_zoo
-
-    torch.hub.load_state_dict_from_url = _offline_load_url
-    torch.utils.model_zoo.load_url = _offline_load_url
-
-    # numpy 2 removed numpy.lib.arraysetops, which official modules.py imports (unused).
-    try:
-        import numpy.lib.arraysetops  # noqa: F401
-    except ImportError:
-        _shim = types.ModuleType("numpy.lib.arraysetops")
-        for _name in ("isin", "in1d", "unique", "intersect1d", "setdiff1d", "union1d", "setxor1d"):
-            if hasattr(numpy, _name):
-                setattr(_shim, _name, getattr(numpy, _name))
-        sys.modules["numpy.lib.arraysetops"] = _shim
-        numpy.lib.arraysetops = _shim
-
-    # eval_davis.py takes its palette from blackswan; use another annotation when absent.
-    _palette = os.environ.get("QDMN_COMPARE_PALETTE")
-    if _palette:
-        import PIL.Image
-
-        _open = PIL.Image.open
-
-        @functools.wraps(_open)
-        def _open_with_fallback(fp, *args, **kwargs):
-            if isinstance(fp, (str, os.PathLike)):
-                name = os.fspath(fp).replace(os.sep, "/")
-                if name.endswith("/blackswan/00000.png") and not os.path.exists(fp):
-                    fp = _palette
-            return _open(fp, *args, **kwargs)
-
-        PIL.Image.open = _open_with_fallback
-
+SITECUSTOMIZE_CHAIN = textwrap.dedent(
+    '''
     # Chain to any other sitecustomize further down the path.
     _here = os.path.dirname(os.path.abspath(__file__))
     for _entry in sys.path:
@@ -145,7 +155,16 @@ SITECUSTOMIZE = textwrap.dedent(
                 _spec.loader.exec_module(importlib.util.module_from_spec(_spec))
             break
     '''
-).lstrip()
+)
+
+
+def sitecustomize(device: str) -> str:
+    """The ``sitecustomize.py`` put first on the official run's path: offline shims, plus the CPU shims on ``cpu``
+    (on ``cuda`` the official code runs on the GPU as written)."""
+    return SITECUSTOMIZE_OFFLINE + (SITECUSTOMIZE_CPU if device == "cpu" else "") + SITECUSTOMIZE_CHAIN
+
+
+SITECUSTOMIZE = sitecustomize("cpu")
 
 
 class CompareError(RuntimeError):
@@ -196,9 +215,42 @@ def git_dir(repo: Path) -> Optional[Path]:
     return None
 
 
+def extract_python_files(archive: Path, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        members = [m for m in tar.getmembers() if m.isfile() and m.name.endswith(".py")]
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(dest, members=members, filter="data")
+        else:
+            tar.extractall(dest, members=members)
+
+
+def archive_commit(archive: Path) -> str:
+    """The commit a ``git archive`` tar was written from (its pax header), or "unknown"."""
+    try:
+        with tarfile.open(archive) as tar:
+            comment = tar.pax_headers.get("comment", "")
+    except (tarfile.TarError, OSError) as e:
+        raise CompareError(f"{archive}: not a readable tar archive ({e}); pass a clone of yongliu20/QDMN or its git archive") from None
+    return comment if re.fullmatch(r"[0-9a-f]{40}", comment) else "unknown"
+
+
+def copy_from_archive(archive: Path, dest: Path, commit: str) -> str:
+    """The ``.py`` files of a tar written by ``git archive`` (benchmarks/gpu_check_prepare.sh); returns its commit,
+    which must be ``commit`` when the archive names one."""
+    found = archive_commit(archive)
+    if found != "unknown" and not found.startswith(commit):
+        raise CompareError(f"{archive}: holds commit {found}, not {commit}; write the archive of {commit} or pass --official_commit")
+    extract_python_files(archive, dest)
+    return found
+
+
 def copy_official(repo: Path, dest: Path, commit: str) -> str:
     """Put the official Python files into ``dest``: ``commit`` when ``repo`` is a git repository
-    (returns its full hash), else the folder's files as they are (returns "unknown")."""
+    (returns its full hash), the files of a ``git archive`` tar (returns the commit it records),
+    else the folder's files as they are (returns "unknown")."""
+    if repo.is_file():
+        return copy_from_archive(repo, dest, commit)
     gd = git_dir(repo)
     if gd is not None:
         git = ["git", "--git-dir", str(gd)]
@@ -210,13 +262,7 @@ def copy_official(repo: Path, dest: Path, commit: str) -> str:
         with open(archive, "wb") as out:
             if subprocess.run([*git, "archive", "--format=tar", full], stdout=out).returncode != 0:
                 raise CompareError(f"{repo}: git archive {full} failed")
-        dest.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(archive) as tar:
-            members = [m for m in tar.getmembers() if m.isfile() and m.name.endswith(".py")]
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(dest, members=members, filter="data")
-            else:
-                tar.extractall(dest, members=members)
+        extract_python_files(archive, dest)
         archive.unlink()
         return full
     print(f"warning: {repo} has no git metadata; comparing its files as they are (commit unknown)", file=sys.stderr)

@@ -11,15 +11,20 @@ official repository, ``evaluation.official.OFFICIAL_HEAD``, the code users clone
 it with ``git archive``, whatever is checked out; a folder without git metadata is copied
 as it is and its commit is reported as unknown.
 
-Both implementations run on the CPU, one after the other, in subprocesses:
+``--official_repo`` may also be a tar written by ``git archive`` (as
+``benchmarks/gpu_check_prepare.sh`` writes one to carry to a GPU machine); its recorded
+commit must be ``--official_commit``.
+
+Both implementations run on ``--device`` (default the CPU), one after the other, in subprocesses:
 
 * the official ``eval_davis.py`` (``eval_davis_2016.py`` with ``--year 2016``) runs from a
   temporary copy of the clone's ``.py`` files (the clone itself is never modified). A
-  small ``sitecustomize.py``, put first on ``PYTHONPATH``, makes it run without CUDA or
-  internet: ``.cuda()`` and ``torch.cuda.synchronize()`` become no-ops, tensors created
-  with ``device='cuda'`` are created on the CPU, ``torch.load`` maps to the CPU, and the
-  ImageNet download behind ``pretrained=True`` returns a fresh torchvision ResNet-50
-  state dict (the checkpoint overwrites every weight anyway);
+  small ``sitecustomize.py``, put first on ``PYTHONPATH``, makes it run without
+  internet: the ImageNet download behind ``pretrained=True`` returns a fresh torchvision
+  ResNet-50 state dict (the checkpoint overwrites every weight anyway). On the CPU it also
+  makes it run without CUDA: ``.cuda()`` and ``torch.cuda.synchronize()`` become no-ops,
+  tensors created with ``device='cuda'`` are created on the CPU and ``torch.load`` maps to
+  the CPU; with ``--device cuda`` the official code runs on the GPU as written;
 * the memory settings are made equal on both sides: the copy's source text is patched
   (admission threshold ``score > …``, ``self.memory_thr = …``, ``mem_freq=…``, the QAM
   activation of ``Score``) where a value is given, and otherwise the value found in the
@@ -35,15 +40,17 @@ Both implementations run on the CPU, one after the other, in subprocesses:
   patches that line of the copy; ``--project_quality_mean`` runs this project with
   another rule. Both exist to show that the comparison tells the rules apart;
 * this project's ``eval_davis.py`` / ``eval_davis_2016.py`` then runs with the same flags,
-  ``--official_kernels``, and the same number of CPU threads (``--threads``, default 1):
-  a random network's probabilities are nearly flat, so a different reduction order
-  alone flips a few pixels.
+  ``--official_kernels``, the same device and the same number of CPU threads (``--threads``,
+  default 1): a random network's probabilities are nearly flat, so a different reduction
+  order alone flips a few pixels.
 
 The official masks hold object *indices* (1..K in the order of the sorted first-frame
 labels); they are mapped back to labels before the comparison. The script prints the
 share of equal pixels overall and per sequence, and exits 0 when the agreement (overall,
 or the worst sequence with ``--criterion min``) reaches ``--min_agreement``, 1 when it
-does not, and 2 when a run fails.
+does not, and 2 when a run fails. Each run's ``FPS:`` line is reported too (``--json``: ``fps``);
+the official code times its network and mask upsampling, this project's its whole loop
+(reading frames and writing masks included).
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -63,13 +71,13 @@ import numpy as np
 
 from evaluation.official import (
     OFFICIAL_HEAD,
-    SITECUSTOMIZE,
     CompareError,
     OfficialSettings,
     SequenceResult,
     copy_official,
     git_dir,
     patch_official,
+    sitecustomize,
 )
 from util.image_io import load_mask
 
@@ -112,7 +120,8 @@ def thread_env(threads: int) -> dict[str, str]:
 def run_official(args: argparse.Namespace, copy: Path, shims: Path, output: Path, log: Path) -> None:
     env = thread_env(args.threads)
     env["PYTHONPATH"] = os.pathsep.join([str(shims), str(copy), *filter(None, [env.get("PYTHONPATH")])])
-    env["CUDA_VISIBLE_DEVICES"] = ""
+    if args.device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
     env["QDMN_COMPARE_PALETTE"] = str(first_annotation(args.davis, args.year, args.split))
     if args.year == 2016:
         cmd = [sys.executable, "eval_davis_2016.py"]
@@ -138,7 +147,7 @@ def run_project(args: argparse.Namespace, settings: OfficialSettings, output: Pa
     cmd += [
         "--official_kernels",  # the official arithmetic: NCHW and the dense top-k readout
         "--device",
-        "cpu",
+        args.device,
         "--threshold",
         repr(settings.threshold),
         "--capacity",
@@ -155,6 +164,15 @@ def run_project(args: argparse.Namespace, settings: OfficialSettings, output: Pa
         str(args.threads),
     ]
     run(cmd, ROOT, thread_env(args.threads), log, "project")
+
+
+def reported_fps(log: Path) -> Optional[float]:
+    """The last ``FPS:`` a run printed (both eval scripts end with one), or None."""
+    found = re.findall(r"^FPS:\s*([0-9.eE+-]+)", log.read_text(errors="replace"), re.M) if log.is_file() else []
+    try:
+        return float(found[-1]) if found else None
+    except ValueError:
+        return None
 
 
 # ---------------------------------------------------------------------------- comparing
@@ -233,7 +251,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         "--official_repo",
         type=Path,
         default=os.environ.get("QDMN_OFFICIAL_REPO"),
-        help="a clone or bare git directory of yongliu20/QDMN (default: $QDMN_OFFICIAL_REPO)",
+        help="a clone, bare git directory or git archive tar of yongliu20/QDMN (default: $QDMN_OFFICIAL_REPO)",
     )
     parser.add_argument(
         "--official_commit",
@@ -269,6 +287,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         default=None,
         help="run this project with this --quality_mean (default: the official copy's rule)",
     )
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where both implementations run")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of each run")
     parser.add_argument("--min_agreement", type=float, default=0.999, help="pass mark, a share in [0, 1]")
     parser.add_argument(
@@ -288,7 +307,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     args.official_repo = Path(args.official_repo)
     for name in ("official_repo", "model", "davis"):
         setattr(args, name, getattr(args, name).expanduser().resolve())
-    if git_dir(args.official_repo) is None and not (args.official_repo / "inference_core.py").is_file():
+    is_code = args.official_repo.is_file() or git_dir(args.official_repo) is not None
+    if not is_code and not (args.official_repo / "inference_core.py").is_file():
         parser.error(f"--official_repo {args.official_repo}: no inference_core.py; pass a clone of yongliu20/QDMN")
     if not args.model.is_file():
         parser.error(f"--model {args.model}: file not found")
@@ -297,7 +317,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     return args
 
 
-def compare(args: argparse.Namespace, work: Path) -> tuple[float, float, list[SequenceResult], OfficialSettings]:
+def compare(args: argparse.Namespace, work: Path) -> tuple[float, float, list[SequenceResult], OfficialSettings, dict]:
     copy, shims = work / "official_copy", work / "shims"
     for d in (copy, shims, work / "out_official", work / "out_project"):
         if d.exists():
@@ -307,12 +327,14 @@ def compare(args: argparse.Namespace, work: Path) -> tuple[float, float, list[Se
     settings = patch_official(copy, args.threshold, args.capacity, args.mem_freq, args.qam_activation, args.fix_eviction, args.zero_filter)
     settings.commit = commit
     shims.mkdir(parents=True)
-    (shims / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    (shims / "sitecustomize.py").write_text(sitecustomize(args.device))
     run_official(args, copy, shims, work / "out_official", work / "official.log")
     run_project(args, settings, work / "out_project", work / "project.log")
     results = compare_outputs(work / "out_official", work / "out_project", args)
     overall, worst = report(results, settings, args.project_quality_mean)
-    return overall, worst, results, settings
+    fps = {"official": reported_fps(work / "official.log"), "project": reported_fps(work / "project.log")}
+    print(f"FPS on {args.device}: official {fps['official']}, project (--official_kernels) {fps['project']}")
+    return overall, worst, results, settings, fps
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -325,7 +347,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         work = args.work_dir.expanduser().resolve()
         work.mkdir(parents=True, exist_ok=True)
     try:
-        overall, worst, results, settings = compare(args, work)
+        overall, worst, results, settings, fps = compare(args, work)
     except CompareError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -337,6 +359,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             "overall": overall,
             "minimum": worst,
             "settings": asdict(settings),
+            "device": args.device,
+            "fps": fps,
             "sequences": [{**asdict(r), "agreement": r.agreement} for r in results],
         }
         args.json.write_text(json.dumps(payload, indent=2))

@@ -84,3 +84,30 @@ def test_random_checkpoint_qam_bias_is_calibrated_to_a_zero_share(tmp_path, caps
     assert 30 <= share <= 70, printed
     bias = torch.load(out, weights_only=True)["network"]["score.fc2.bias"]
     assert f"score.fc2.bias {float(bias):.6g}" in printed
+
+
+def test_a_git_archive_of_the_official_code_is_accepted_with_its_commit(tmp_path):
+    repo = stand_in(tmp_path / "repo", False)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "first"], check=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    archive = tmp_path / "official.tar"
+    subprocess.run([*git, "archive", "--format=tar", "-o", str(archive), "HEAD", "--", "*.py"], check=True)
+    assert co.copy_official(archive, tmp_path / "copy", commit[:7]) == commit
+    assert "mem_freq=5" in (tmp_path / "copy" / "inference_core.py").read_text()
+    with pytest.raises(co.CompareError, match=f"holds commit {commit}"):
+        co.copy_official(archive, tmp_path / "copy2", "301f7bf")
+
+
+def test_the_official_code_keeps_cuda_on_the_gpu_and_loses_it_on_the_cpu():
+    from evaluation.official import sitecustomize
+
+    cpu, cuda = sitecustomize("cpu"), sitecustomize("cuda")
+    for text in (cpu, cuda):
+        compile(text, "sitecustomize.py", "exec")  # valid Python, whatever the device
+        assert "_offline_load_url" in text and "_chained_sitecustomize" in text
+    assert "torch.Tensor.cuda = " in cpu and "torch.Tensor.cuda" not in cuda and "_cpu_load" not in cuda
+    args = co.parse_args(["--official_repo", __file__, "--model", __file__, "--davis", ".", "--device", "cuda"])
+    assert args.device == "cuda"
