@@ -9,11 +9,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import json
 import os
 import socket
 import sys
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -52,12 +50,13 @@ from evaluation.distributed import (
     split_by_frames,
     write_rank_record,
 )
+from evaluation.fingerprint import check_recorded_inputs, run_fingerprints
 from model.checkpoint import check_state_dict, extract_weights, safe_load, trained_frame_size
 from model.config import QAM_ACTIVATIONS
 from model.memory_policy import POLICIES, QUALITY_BASES, QUALITY_MEANS, ZERO_BASE_CHOICES, MemoryConfig
 from model.network import DEFAULT_KM_SIGMA, DEFAULT_TOP_K, QDMN
+from util import write_gate
 from util.arg_types import finite_float, non_negative_int, positive_int
-from util.atomic import write_text_atomic
 from util.errors import RunIncomplete, UserError
 from util.hardware import amp_dtype, effective_amp, set_threads
 from util.image_io import mask_palette, save_gray_png, save_palette_png
@@ -65,6 +64,7 @@ from util.output_safety import (
     STATE_DIR,
     archive_path,
     check_archive_replaceable,
+    check_complete,
     check_output_location,
     check_plain_name,
     check_video_outputs,
@@ -188,15 +188,7 @@ def prepare_network(network: QDMN, device: torch.device, official_kernels: bool,
 
 
 def prepare_output(path: str | os.PathLike) -> Path:
-    out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write_test.", dir=out)  # a fresh name: no file of the user's is touched
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise UserError(f"{out}: output folder cannot be written ({e.strerror}); choose another --output") from None
-    return out
+    return write_gate.make_folder(path, "--output")
 
 
 def probabilities_to_labels(prob: torch.Tensor, size: tuple[int, int], labels: torch.Tensor) -> torch.Tensor:
@@ -413,22 +405,16 @@ def write_submission_zip(output: Path, videos: Iterable[VideoSource], zip_path: 
     replaced only when it was written from the same folder by this project. The same
     masks give the same bytes (fixed member dates), however many processes wrote them.
     """
+    videos = list(videos)
     zip_path = zip_path or archive_path(output)
     check_archive_replaceable(zip_path, output)
-    tmp = zip_path.with_name(f".{zip_path.name}.{os.getpid()}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "x", zipfile.ZIP_DEFLATED) as archive:  # "x": never over an existing file
-            archive.comment = zip_comment(output)
-            for video in videos:
-                for png in sorted((output / video.name).glob("*.png")):
-                    if video.submission_stems is None or png.stem in video.submission_stems:
-                        add_to_zip(archive, png, f"Annotations/{video.name}/{png.name}")
-        os.replace(tmp, zip_path)
-    except FileExistsError:
-        raise UserError(f"{tmp}: exists; move it and rerun") from None
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"{zip_path}: cannot write the archive ({e.strerror or e}); free disk space or choose another --output") from None
+    check_complete(output, [v.name for v in videos])  # never the masks of another input
+    with write_gate.writing(zip_path, "--output") as tmp, zipfile.ZipFile(tmp, "x", zipfile.ZIP_DEFLATED) as archive:
+        archive.comment = zip_comment(output)
+        for video in videos:
+            for png in sorted((output / video.name).glob("*.png")):
+                if video.submission_stems is None or png.stem in video.submission_stems:
+                    add_to_zip(archive, png, f"Annotations/{video.name}/{png.name}")
     return zip_path
 
 
@@ -459,6 +445,8 @@ def evaluate_from_args(
         check_stats_json(Path(args.stats_json))
     if getattr(args, "zip", False):  # before the work, not after it
         check_archive_replaceable(archive_path(Path(args.output)), Path(args.output))
+    fingerprints = run_fingerprints(args, videos, device, getattr(writer, "__name__", "custom"))
+    check_recorded_inputs(Path(args.output), fingerprints, args.overwrite)  # before inference: stop on another input's masks
     if plan.kind == "merge":
         return merge_shards(args, plan, videos, finish)
     network = build_network(args, device)
@@ -474,6 +462,7 @@ def evaluate_from_args(
     if getattr(args, "stats_json", None):
         write_stats_json(summary(stats, output), Path(args.stats_json))
     if finish is not None:
+        check_complete(output, [v.name for v in videos])
         finish(output)
     return output
 
@@ -610,6 +599,7 @@ def finish_parallel(args: argparse.Namespace, plan: Plan, videos: list[VideoSour
     if getattr(args, "stats_json", None):
         write_stats_json({**result, "output": str(output)}, Path(args.stats_json))
     if finish is not None:
+        check_complete(output, [v.name for v in videos])
         finish(output)
     mark_finished(output, [v.name for v in videos])
 
@@ -638,16 +628,10 @@ def summary(stats: RunStats, output: Path) -> dict[str, object]:
 
 
 def check_stats_json(path: Path) -> None:
-    """``--stats_json`` names a new or JSON file (never a folder, a mask or a checkpoint)."""
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder; --stats_json takes a file name, e.g. {path / 'stats.json'}")
-    if path.exists() and path.suffix.lower() != ".json":
-        raise UserError(f"{path}: exists and is not a .json file; --stats_json would replace it, choose another name")
+    """``--stats_json`` may be written (the gate's rule: not an input, not a file of the user's)."""
+    write_gate.check_target(path, "--stats_json")
 
 
 def write_stats_json(result: dict[str, object], path: Path) -> None:
-    """A run's summary as JSON, written under a temporary name and renamed."""
-    try:
-        write_text_atomic(path, json.dumps(result, indent=1) + "\n")
-    except OSError as e:
-        raise UserError(f"{path}: cannot write ({e.strerror or e}); choose another --stats_json") from None
+    """A run's summary as JSON, through the gate."""
+    write_gate.write_json(path, result, "--stats_json")

@@ -48,7 +48,6 @@ does not, and 2 when a run fails.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -70,6 +69,7 @@ from evaluation.official import (
     git_dir,
     patch_official,
 )
+from util import write_gate
 from util.image_io import load_mask
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -338,7 +338,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             "settings": asdict(settings),
             "sequences": [{**asdict(r), "agreement": r.agreement} for r in results],
         }
-        args.json.write_text(json.dumps(payload, indent=2))
+        write_gate.write_json(args.json, payload, "--json", indent=2)
     score = overall if args.criterion == "overall" else worst
     passed = score >= args.min_agreement
     print(
