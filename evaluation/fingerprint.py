@@ -30,6 +30,7 @@ from typing import Any, Optional
 import torch
 
 from datasets.video_source import VideoSource
+from model.checkpoint import check_checkpoint_path
 from util.errors import UserError
 from util.hardware import amp_dtype
 from util.output_safety import expect_fingerprints, recorded
@@ -43,6 +44,7 @@ _model_digests: dict[tuple[str, int, int], str] = {}  # (resolved path, size, mt
 
 def model_digest(path: str | os.PathLike) -> str:
     """SHA-256 of the model file, cached per process while the file is unchanged."""
+    check_checkpoint_path(Path(path), "--model")
     real = Path(path).resolve()
     try:
         st = real.stat()

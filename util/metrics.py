@@ -528,12 +528,12 @@ def run_jf(
     if json_path is not None:
         check_json_destination(Path(json_path), Path(gt_dir))
     if write_csv:
-        check_csv_destination(pred_dir if csv_dir is None else csv_dir, gt_dir, "PRED_DIR" if csv_dir is None else "--csv_dir")
+        check_csv_destination(pred_dir if csv_dir is None else csv_dir, gt_dir)
     results = evaluate_folders(gt_dir, pred_dir, processes=processes, sequences=sequences)
     if verbose:
         print(format_report(results))
     if write_csv:
-        written = write_csvs(results, pred_dir if csv_dir is None else csv_dir, "PRED_DIR" if csv_dir is None else "--csv_dir")
+        written = write_csvs(results, pred_dir if csv_dir is None else csv_dir)
         if verbose:
             print(f"\nResults saved in {written[0]} and {written[1]}")
     if json_path is not None:
