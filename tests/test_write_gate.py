@@ -403,3 +403,24 @@ def test_threads_above_the_cpus_warn_in_one_line(capsys):
     set_threads(1)
     torch.set_num_threads(before)
     assert capsys.readouterr().err == ""
+
+
+def test_stats_json_never_replaces_the_datasets_meta_nor_a_users_json(tmp_path, capsys):
+    import eval_youtube
+    from datasets.synthetic import write_youtube
+    from scripts.make_random_checkpoint import main as make_checkpoint
+
+    write_youtube(tmp_path / "yv", seed=1, split="valid", num_videos=1, num_frames=3, height=32, width=48)
+    ckpt = tmp_path / "lite.pth"
+    make_checkpoint(["--config", "lite", "--out", str(ckpt)])
+    meta = tmp_path / "yv/valid/meta.json"
+    settings = tmp_path / "settings.json"
+    settings.write_text('{"my": "settings"}')
+    before = tree(tmp_path / "yv")
+    for target, needle in ((meta, "not written by this project"), (settings, "not written by this project"),
+                           (ckpt, "is the input"), (tmp_path / "yv/valid", "contains the input"), (tmp_path, "contains the input")):
+        code, lines, _ = call(eval_youtube.main, "--yv", str(tmp_path / "yv"), "--model", str(ckpt), "--output", str(tmp_path / "o"),
+                              "--device", "cpu", "--stats_json", str(target), capsys=capsys)
+        assert_refused(code, lines, str(target), needle)
+    assert tree(tmp_path / "yv") == before and settings.read_text() == '{"my": "settings"}'
+    assert not (tmp_path / "o").exists()  # refused before any work
