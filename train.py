@@ -7,6 +7,7 @@ One process per device. Works under ``torchrun --nproc_per_node=N train.py ...``
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import hashlib
@@ -15,7 +16,7 @@ import random
 import signal
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -214,8 +215,8 @@ def make_progress(start: int, total: int):
         " ",
         progressbar.AdaptiveETA(),
     ]
-    return progressbar.ProgressBar(
-        min_value=0, max_value=total, initial_value=start, widgets=widgets, redirect_stdout=True, poll_interval=1
+    return progressbar.ProgressBar(  # fd: the current stderr (the default is the one found when progressbar was imported)
+        min_value=0, max_value=total, initial_value=start, widgets=widgets, redirect_stdout=True, poll_interval=1, fd=sys.stderr
     )
 
 
@@ -315,6 +316,17 @@ def train(opts: TrainConfig, env: DistEnv, config: ModelConfig, data: StageData,
         raise
 
 
+@contextlib.contextmanager
+def finished_on_error(progress) -> Iterator[None]:
+    """Finish ``progress`` when the body fails, so that its redirection of the output ends with it."""
+    try:
+        yield
+    except BaseException:
+        if progress is not None:
+            progress.finish(dirty=True)
+        raise
+
+
 def remove_if_empty(folder: Path) -> None:
     try:
         folder.rmdir()  # only an empty folder: this run's, made by claim_save_folder
@@ -379,34 +391,33 @@ def train_from(opts: TrainConfig, env: DistEnv, config: ModelConfig, data: Stage
     watch = NonFiniteWatch()
     skip = None
     finished = stopped = False
-    while not finished:
-        new_skip = data.set_epoch(opts.stage, epoch, total_epochs)
-        if opts.stage != 0 and new_skip != skip:
-            if opts.stage == 1:
-                log(f"Epoch {epoch}: max_jump {new_skip[0]}")
-            else:
-                log(f"Epoch {epoch}: max_jump {new_skip[0]} (YouTube-VOS {new_skip[0] // 5} annotated frames), DAVIS {new_skip[1]}")
-            skip = new_skip
-        sampler.set_epoch(epoch)
-        sampler.set_start(done * opts.batch_size)
-        done = 0
-        for batch in make_loader(dataset, sampler, opts, env):
-            outcome = trainer.do_pass(batch, it)
-            it += 1
-            nonfinite = watch.record(outcome, batch, it, env)
-            if nonfinite is not None:
+    with finished_on_error(progress):  # a failure (a full disk at a save) leaves no bar redirecting the output
+        while not finished:
+            new_skip = data.set_epoch(opts.stage, epoch, total_epochs)
+            if opts.stage != 0 and new_skip != skip:
+                if opts.stage == 1:
+                    log(f"Epoch {epoch}: max_jump {new_skip[0]}")
+                else:
+                    log(f"Epoch {epoch}: max_jump {new_skip[0]} (YouTube-VOS {new_skip[0] // 5} annotated frames), DAVIS {new_skip[1]}")
+                skip = new_skip
+            sampler.set_epoch(epoch)
+            sampler.set_start(done * opts.batch_size)
+            done = 0
+            for batch in make_loader(dataset, sampler, opts, env):
+                outcome = trainer.do_pass(batch, it)
+                it += 1
+                nonfinite = watch.record(outcome, batch, it, env)
+                if nonfinite is not None:
+                    raise UserError(nonfinite_stop_message(nonfinite, trainer, last_saved))
                 if progress is not None:
-                    progress.finish(dirty=True)
-                raise UserError(nonfinite_stop_message(nonfinite, trainer, last_saved))
-            if progress is not None:
-                progress.update(it)
-            stopping = stop.agreed(env)
-            if it % opts.save_every == 0 or it >= opts.iterations or stopping or it == opts.stop_at:
-                save()
-            if stopping or it >= opts.iterations or it == opts.stop_at:
-                finished, stopped = True, stopping
-                break
-        epoch += 1
+                    progress.update(it)
+                stopping = stop.agreed(env)
+                if it % opts.save_every == 0 or it >= opts.iterations or stopping or it == opts.stop_at:
+                    save()
+                if stopping or it >= opts.iterations or it == opts.stop_at:
+                    finished, stopped = True, stopping
+                    break
+            epoch += 1
     if progress is not None:
         progress.finish(dirty=stopped)
     if stopped:

@@ -6,10 +6,12 @@ Runs are in-process (``main(argv)``) on tiny generated videos with a random ``li
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,17 +34,26 @@ def lite(tmp_path_factory) -> Path:
     return path
 
 
-def call(main, *argv: str, capsys) -> tuple[int, list[str], str]:
-    """``main(argv)`` in-process, with the progress bar on this test's captured stdout (progressbar writes to the
-    stdout it found first: an earlier test's, closed since)."""
+@contextlib.contextmanager
+def progress_on_this_stdout() -> Iterator[None]:
+    """Progress bars on the current (captured) stdout and stderr: progressbar writes to the streams it found first,
+    which may be an earlier test's, closed since."""
     import progressbar
 
-    saved = progressbar.streams.original_stdout, progressbar.streams.stdout
-    progressbar.streams.original_stdout = progressbar.streams.stdout = sys.stdout
+    streams = progressbar.streams
+    saved = streams.original_stdout, streams.stdout, streams.original_stderr, streams.stderr
+    streams.original_stdout = streams.stdout = sys.stdout
+    streams.original_stderr = streams.stderr = sys.stderr
     try:
-        return call_main(main, *argv, capsys=capsys)
+        yield
     finally:
-        progressbar.streams.original_stdout, progressbar.streams.stdout = saved
+        streams.original_stdout, streams.stdout, streams.original_stderr, streams.stderr = saved
+
+
+def call(main, *argv: str, capsys) -> tuple[int, list[str], str]:
+    """``main(argv)`` in-process: (exit code, stderr lines, stdout)."""
+    with progress_on_this_stdout():
+        return call_main(main, *argv, capsys=capsys)
 
 
 def add_frames(folder: Path, count: int) -> None:
