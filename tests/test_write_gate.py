@@ -424,3 +424,29 @@ def test_stats_json_never_replaces_the_datasets_meta_nor_a_users_json(tmp_path, 
         assert_refused(code, lines, str(target), needle)
     assert tree(tmp_path / "yv") == before and settings.read_text() == '{"my": "settings"}'
     assert not (tmp_path / "o").exists()  # refused before any work
+
+
+def test_the_server_zip_holds_no_path_of_this_machine_and_a_foreign_archive_is_still_refused(tmp_path, capsys):
+    import zipfile
+
+    import eval_davis
+    from scripts.make_random_checkpoint import main as make_checkpoint
+    from tests.test_completion import call as run_main
+
+    frames, _ = generic_clip(tmp_path)
+    ckpt = tmp_path / "lite.pth"
+    make_checkpoint(["--config", "lite", "--out", str(ckpt)])
+    argv = ["--davis", str(tmp_path / "D/2017"), "--model", str(ckpt), "--output", str(tmp_path / "run"), "--zip", "--device", "cpu"]
+    assert run_main(eval_davis.main, *argv, capsys=capsys)[0] == 0
+    archive = tmp_path / "run.zip"
+    data = archive.read_bytes()
+    assert zipfile.ZipFile(archive).comment == b"qdmn submission archive"
+    for private in (str(tmp_path), str(Path.home()), os.getcwd()):
+        assert private.encode() not in data
+    assert run_main(eval_davis.main, *argv, capsys=capsys)[0] == 0  # its own archive is replaced
+    assert archive.read_bytes() == data  # the same masks, the same bytes
+    for foreign in (b"someone's archive", data[:-1] + b"!"):  # another file, or this project's archive changed since
+        archive.write_bytes(foreign)
+        code, lines, _ = run_main(eval_davis.main, *argv, capsys=capsys)
+        assert_refused(code, lines, str(archive), "left alone")
+        assert archive.read_bytes() == foreign
