@@ -70,7 +70,8 @@ def row_marker(work: Path, policy: str) -> Path:
 def save_row(row: dict, args: argparse.Namespace, work: Path, model_sha256: str) -> None:
     """The marker of a finished policy run (written under a temporary name and renamed)."""
     payload = {"model_sha256": model_sha256, "davis": str(Path(args.davis).resolve()), "row": row}
-    write_gate.write_json(row_marker(work, row["policy"]), payload, "--work")
+    # the script's own cache in its --work folder (a marker is rewritten when stale): atomic, no ownership record
+    write_gate.write_state(row_marker(work, row["policy"]), json.dumps(payload, indent=1), "--work")
 
 
 def reusable_row(policy: str, args: argparse.Namespace, work: Path, model_sha256: str) -> dict | None:
