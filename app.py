@@ -37,6 +37,7 @@ from model.memory_policy import DAVIS_MEMORY
 from model.network import DEFAULT_TOP_K
 from util.errors import UserError, exit_on_user_error
 from util.palette import davis_palette
+from util.write_gate import writing
 
 gr: Any = None  # gradio, imported by main() once its temporary folder is chosen (optional: requirements-app.txt)
 
@@ -73,7 +74,8 @@ def list_models(default: Path) -> dict[str, Path]:
 def save_preview(folder: Path, index: int, ids: np.ndarray) -> str:
     """A label map in the DAVIS palette colours, for the progress preview, saved in the session's folder."""
     path = folder / f"{index:05d}.png"
-    Image.fromarray(np.frombuffer(davis_palette(), np.uint8).reshape(-1, 3)[ids]).save(path)
+    with writing(path, "") as tmp:
+        Image.fromarray(np.frombuffer(davis_palette(), np.uint8).reshape(-1, 3)[ids]).save(tmp)
     return str(path)
 
 

@@ -11,6 +11,7 @@ parser, :func:`generic_video`, :func:`evaluation.runner.evaluate` and overlay wr
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import re
 import secrets
 import shutil
@@ -37,6 +38,7 @@ from util.errors import UserError
 from util.image_io import load_mask, save_palette_png
 from util.overlay import blend, write_overlay
 from util.palette import davis_palette
+from util.write_gate import writing
 
 FRAME_SUFFIXES = {".jpg": ".jpg", ".jpeg": ".jpg", ".png": ".png"}
 ZIP_MAGIC = b"PK\x03\x04"
@@ -212,12 +214,14 @@ class Session:
                 kinds = ", ".join(VIDEO_EXTENSIONS)
                 raise UserError(f"the upload is neither a video file ({kinds}) nor a zip of frames; upload one of those")
             path = target / f"video{suffix}"
-            shutil.copyfile(upload, path)
+            with writing(path, "") as tmp:
+                shutil.copyfile(upload, tmp)
         video = self.frames_only(path)
         check_frame_count(len(video), self.limits)
         rgb = first_frame(video)
         shown = target / "first_frame.png"
-        Image.fromarray(rgb).save(shown)
+        with writing(shown, "") as tmp:
+            Image.fromarray(rgb).save(tmp)
         self.clip = Clip(path, len(video), video.frames.stem(0), rgb, shown)
         return self.clip
 
@@ -238,7 +242,8 @@ class Session:
             if f.read(8) != PNG_MAGIC:
                 raise UserError("the mask is not a PNG; upload a palette or grayscale PNG the size of the first frame")
         path = self.fresh_masks() / f"{clip.first_stem}.png"
-        shutil.copyfile(upload, path)
+        with writing(path, "") as tmp:
+            shutil.copyfile(upload, tmp)
         ids = load_mask(path)
         self.check_mask_shape(ids)
         check_objects(ids)
@@ -250,7 +255,8 @@ class Session:
         ids = labels_from_layers(layers, clip.first_frame.shape[:2])
         check_objects(ids)
         path = self.fresh_masks() / f"{clip.first_stem}.png"
-        save_palette_png(path, ids)
+        with writing(path, "") as tmp:
+            save_palette_png(tmp, ids)
         return path
 
     def check_mask_shape(self, ids: np.ndarray) -> None:
@@ -293,7 +299,7 @@ class Session:
             decisions[:] = core.decisions
             on_frame(index, len(source), ids)
 
-        evaluate(eval_generic.run_config(args), [video], on_frame=hook)
+        contextvars.copy_context().run(evaluate, eval_generic.run_config(args), [video], on_frame=hook)  # its inputs end with it
         return self.outputs(video, output, decisions, settings)
 
     def outputs(self, video: VideoSource, output: Path, decisions: list, settings: RunSettings) -> RunResult:
@@ -338,7 +344,8 @@ def save_side_by_side(path: Path, chosen: list[tuple[int, np.ndarray, np.ndarray
         cv2.putText(frame, f"frame {index}", (6, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
         gap = np.full((rgb.shape[0], 4, 3), 255, np.uint8)
         rows += [np.concatenate([frame, gap, blend(rgb, ids)], axis=1), np.full((4, 2 * rgb.shape[1] + 4, 3), 255, np.uint8)]
-    Image.fromarray(np.concatenate(rows[:-1], axis=0)).save(path)
+    with writing(path, "") as tmp:
+        Image.fromarray(np.concatenate(rows[:-1], axis=0)).save(tmp)
     return path
 
 
@@ -361,13 +368,14 @@ def save_memory_plot(path: Path, decisions: list, annotated: int, threshold: flo
     ax.set_xlabel("frame")
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
-    fig.savefig(path)
+    with writing(path, "") as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
     return path
 
 
 def zip_masks(masks: Path, archive: Path) -> Path:
-    with zipfile.ZipFile(archive, "x", zipfile.ZIP_DEFLATED) as zf:
+    with writing(archive, "") as tmp, zipfile.ZipFile(tmp, "x", zipfile.ZIP_DEFLATED) as zf:
         for png in PALETTE_PNG.files(masks):
             zf.write(png, png.name)
     return archive

@@ -9,8 +9,10 @@ anything else (``--gt`` then gives the ground truth to score against, if any).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from evaluation.runner import evaluate
 from model.memory_policy import DAVIS_MEMORY
 from util.errors import UserError, exit_on_user_error
 from util.image_io import save_palette_png
-from util.output_safety import check_files
+from util.output_safety import check_files, waiting_lock
 
 DEFAULT_MODEL = "saves/qdmn_lite_synth.pth"
 SAMPLE_DIR = Path("data/demo_sample")
@@ -44,26 +46,59 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def ensure_sample(root: Path = SAMPLE_DIR) -> tuple[Path, Path, Path]:
-    """Frames, first-frame mask and ground-truth folder of the sample video, generated once."""
-    frames, masks, gt = root / "frames", root / "masks", root / "gt" / SAMPLE_NAME
-    if not (gt / f"{SAMPLE_FRAMES - 1:05d}.png").is_file():
-        from datasets.synthetic import VideoSpec, render_video
+    """Frames, first-frame mask and ground-truth folder of the sample video, generated once.
 
-        spec = VideoSpec(SAMPLE_FRAMES, SAMPLE_HEIGHT, SAMPLE_WIDTH, SAMPLE_OBJECTS)
-        images, ids = render_video(np.random.default_rng(SAMPLE_SEED), spec)
-        foreign = sorted(p.name for p in root.iterdir() if p.name not in ("frames", "masks", "gt")) if root.is_dir() else []
-        if foreign:  # the sample folder is regenerated whole: never delete what the demo did not write
-            raise UserError(f"{root}: holds {', '.join(foreign)}, not written by the demo; move them so the sample can be regenerated")
-        shutil.rmtree(root, ignore_errors=True)
+    The sample is generated under a temporary name beside ``root`` and renamed into place,
+    so ``root`` is either absent or complete; runs starting together take turns (a lock
+    file beside it), and a later one uses the finished sample.
+    """
+    frames, masks, gt = root / "frames", root / "masks", root / "gt" / SAMPLE_NAME
+    if _sample_complete(gt):
+        return frames, masks, gt
+    with waiting_lock(root.with_name(f".{root.name}.lock")):
+        if not _sample_complete(gt):
+            _generate_sample(root)
+    return frames, masks, gt
+
+
+def _sample_complete(gt: Path) -> bool:
+    return (gt / f"{SAMPLE_FRAMES - 1:05d}.png").is_file()
+
+
+def _generate_sample(root: Path) -> None:
+    """Render the sample into a fresh hidden folder beside ``root``, then rename it to ``root``."""
+    foreign = sorted(p.name for p in root.iterdir() if p.name not in ("frames", "masks", "gt")) if root.is_dir() else []
+    if foreign:  # the sample folder is regenerated whole: never delete what the demo did not write
+        raise UserError(f"{root}: holds {', '.join(foreign)}, not written by the demo; move them so the sample can be regenerated")
+    from PIL import Image
+
+    from datasets.synthetic import VideoSpec, render_video
+
+    spec = VideoSpec(SAMPLE_FRAMES, SAMPLE_HEIGHT, SAMPLE_WIDTH, SAMPLE_OBJECTS)
+    images, ids = render_video(np.random.default_rng(SAMPLE_SEED), spec)
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".new", dir=root.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp's folder is private; the sample's is not
+    except OSError as e:
+        raise UserError(f"{root.parent}: cannot create the demo sample ({e.strerror or e}); fix the permissions") from None
+    try:
+        frames, masks, gt = staging / "frames", staging / "masks", staging / "gt" / SAMPLE_NAME
         for folder in (frames, masks, gt):
             folder.mkdir(parents=True)
-        from PIL import Image
-
         for t, (image, mask) in enumerate(zip(images, ids)):
             Image.fromarray(image).save(frames / f"{t:05d}.jpg", quality=95)
             save_palette_png(gt / f"{t:05d}.png", mask)
         save_palette_png(masks / "00000.png", ids[0])
-    return frames, masks, gt
+        if root.exists():  # an unfinished sample of an earlier version (frames, masks, gt only: checked above)
+            shutil.rmtree(root)
+        staging.rename(root)
+    except OSError as e:
+        raise UserError(f"{root}: cannot write the demo sample ({e.strerror or e}); free disk space or fix the permissions") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 @exit_on_user_error

@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> None:
     videos = davis2017_videos(args.davis, args.split)
     if args.evaluate:
         check_files(Path(args.output), CSV_NAMES)  # before inference, not after
+        if args.json:
+            check_files(Path(args.json).parent, [Path(args.json).name], "--json")
     evaluate(eval_config(args, zip=args.zip), videos, finish=lambda output: finish(args, output, videos))
 
 

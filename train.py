@@ -7,6 +7,7 @@ One process per device. Works under ``torchrun --nproc_per_node=N train.py ...``
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import hashlib
@@ -15,7 +16,7 @@ import random
 import signal
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,13 +27,14 @@ from torch.utils.data import DataLoader
 
 from datasets.sampling import ResumableSampler, SeededDataset
 from datasets.training_data import StageData, stage_data
-from model.checkpoint import checkpoint_config, read_network_file, read_training_checkpoint, safe_load
+from model.checkpoint import check_checkpoint_path, checkpoint_config, read_network_file, read_training_checkpoint, safe_load
 from model.config import PRESETS, ModelConfig
 from model.model import QDMNTrainer, load_network_into, use_channels_last
 from model.network import QDMN
 from model.resnet import find_imagenet_weights
 from training.config import TrainConfig
 from training.hyper_para import parse_config
+from training.memory_budget import check_training_fits
 from training.runtime import (
     DistEnv,
     NonFiniteWatch,
@@ -45,7 +47,7 @@ from training.runtime import (
     set_rng_state,
 )
 from util.errors import UserError, exit_on_user_error
-from util.hardware import amp_dtype, effective_amp, training_parallelism
+from util.hardware import amp_dtype, effective_amp, ranks_on_this_node, training_parallelism, warn_threads
 from util.logger import TensorboardLogger
 
 SAVE_ROOT = "saves"
@@ -89,7 +91,7 @@ def imagenet_init(net: QDMN, opts: TrainConfig, log) -> None:
             raise UserError(str(e)) from None
         log(f"warning: {e}; training from scratch (random initialisation)")
         return
-    net.load_imagenet(safe_load(path))
+    net.load_imagenet(safe_load(path, "--imagenet_weights"))
     log(f"ImageNet weights loaded from {path}")
 
 
@@ -213,8 +215,8 @@ def make_progress(start: int, total: int):
         " ",
         progressbar.AdaptiveETA(),
     ]
-    return progressbar.ProgressBar(
-        min_value=0, max_value=total, initial_value=start, widgets=widgets, redirect_stdout=True, poll_interval=1
+    return progressbar.ProgressBar(  # fd: the current stderr (the default is the one found when progressbar was imported)
+        min_value=0, max_value=total, initial_value=start, widgets=widgets, redirect_stdout=True, poll_interval=1, fd=sys.stderr
     )
 
 
@@ -228,13 +230,13 @@ def load_inputs(opts: TrainConfig) -> tuple[Optional[dict], Optional[ModelConfig
     resume = resume_cfg = network_state = network_cfg = None
     for flag in ("load_model", "load_network"):
         path = getattr(opts, flag)
-        if path and not Path(path).is_file():
-            raise UserError(f"{path}: file not found; check --{flag}")
+        if path:
+            check_checkpoint_path(Path(path), f"--{flag}")
     if opts.load_model:
-        resume = read_training_checkpoint(safe_load(opts.load_model), opts.load_model)
+        resume = read_training_checkpoint(safe_load(opts.load_model, "--load_model"), opts.load_model)
         resume_cfg = checkpoint_config(resume, opts.load_model)
     if opts.load_network:
-        network_state, network_cfg = read_network_file(safe_load(opts.load_network), opts.load_network)
+        network_state, network_cfg = read_network_file(safe_load(opts.load_network, "--load_network"), opts.load_network)
     return resume, resume_cfg, network_state, network_cfg
 
 
@@ -271,6 +273,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     resume, resume_cfg, network_state, network_cfg = load_inputs(opts)
     config = choose_config(opts, resume, resume_cfg, network_cfg)
     data = stage_data(opts, log)
+    check_training_fits(config, opts.batch_size, opts.size, opts.crop_width if opts.stage != 0 else None, env.device, data.dataset,
+                        ranks_on_this_node())
     init_distributed(env)
     try:
         return train(opts, env, config, data, resume, network_state, log)
@@ -289,6 +293,7 @@ def train(opts: TrainConfig, env: DistEnv, config: ModelConfig, data: StageData,
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.deterministic = True
     workers, threads = training_parallelism(env.device.type, opts.num_workers, opts.threads)
+    warn_threads(opts.threads)
     torch.set_num_threads(threads)
     log(f"I am rank {env.rank} in this world of size {env.world_size}, on {env.device} ({threads} threads, {workers} data workers)")
 
@@ -303,6 +308,35 @@ def train(opts: TrainConfig, env: DistEnv, config: ModelConfig, data: StageData,
             save_path = claim_save_folder(Path(SAVE_ROOT) / long_id) / long_id
         else:
             log("warning: --id NULL: TensorBoard logging and saving are disabled")
+    try:
+        return train_from(opts, env, config, data, resume, network_state, log, logger, save_path)
+    except BaseException:
+        if save_path is not None:
+            remove_if_empty(save_path.parent)  # a run that saved nothing leaves no folder behind
+        raise
+
+
+@contextlib.contextmanager
+def finished_on_error(progress) -> Iterator[None]:
+    """Finish ``progress`` when the body fails, so that its redirection of the output ends with it."""
+    try:
+        yield
+    except BaseException:
+        if progress is not None:
+            progress.finish(dirty=True)
+        raise
+
+
+def remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # only an empty folder: this run's, made by claim_save_folder
+    except OSError:
+        pass
+
+
+def train_from(opts: TrainConfig, env: DistEnv, config: ModelConfig, data: StageData, resume, network_state, log, logger,
+               save_path: Optional[Path]) -> int:
+    """:func:`train` once the run's save folder is claimed."""
 
     seed_everything(opts.seed)  # identical initialisation on every rank
     net = init_network(config, opts, env, resume, network_state, log)
@@ -357,34 +391,33 @@ def train(opts: TrainConfig, env: DistEnv, config: ModelConfig, data: StageData,
     watch = NonFiniteWatch()
     skip = None
     finished = stopped = False
-    while not finished:
-        new_skip = data.set_epoch(opts.stage, epoch, total_epochs)
-        if opts.stage != 0 and new_skip != skip:
-            if opts.stage == 1:
-                log(f"Epoch {epoch}: max_jump {new_skip[0]}")
-            else:
-                log(f"Epoch {epoch}: max_jump {new_skip[0]} (YouTube-VOS {new_skip[0] // 5} annotated frames), DAVIS {new_skip[1]}")
-            skip = new_skip
-        sampler.set_epoch(epoch)
-        sampler.set_start(done * opts.batch_size)
-        done = 0
-        for batch in make_loader(dataset, sampler, opts, env):
-            outcome = trainer.do_pass(batch, it)
-            it += 1
-            nonfinite = watch.record(outcome, batch, it, env)
-            if nonfinite is not None:
+    with finished_on_error(progress):  # a failure (a full disk at a save) leaves no bar redirecting the output
+        while not finished:
+            new_skip = data.set_epoch(opts.stage, epoch, total_epochs)
+            if opts.stage != 0 and new_skip != skip:
+                if opts.stage == 1:
+                    log(f"Epoch {epoch}: max_jump {new_skip[0]}")
+                else:
+                    log(f"Epoch {epoch}: max_jump {new_skip[0]} (YouTube-VOS {new_skip[0] // 5} annotated frames), DAVIS {new_skip[1]}")
+                skip = new_skip
+            sampler.set_epoch(epoch)
+            sampler.set_start(done * opts.batch_size)
+            done = 0
+            for batch in make_loader(dataset, sampler, opts, env):
+                outcome = trainer.do_pass(batch, it)
+                it += 1
+                nonfinite = watch.record(outcome, batch, it, env)
+                if nonfinite is not None:
+                    raise UserError(nonfinite_stop_message(nonfinite, trainer, last_saved))
                 if progress is not None:
-                    progress.finish(dirty=True)
-                raise UserError(nonfinite_stop_message(nonfinite, trainer, last_saved))
-            if progress is not None:
-                progress.update(it)
-            stopping = stop.agreed(env)
-            if it % opts.save_every == 0 or it >= opts.iterations or stopping or it == opts.stop_at:
-                save()
-            if stopping or it >= opts.iterations or it == opts.stop_at:
-                finished, stopped = True, stopping
-                break
-        epoch += 1
+                    progress.update(it)
+                stopping = stop.agreed(env)
+                if it % opts.save_every == 0 or it >= opts.iterations or stopping or it == opts.stop_at:
+                    save()
+                if stopping or it >= opts.iterations or it == opts.stop_at:
+                    finished, stopped = True, stopping
+                    break
+            epoch += 1
     if progress is not None:
         progress.finish(dirty=stopped)
     if stopped:

@@ -29,10 +29,10 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
-from util.atomic import write_text_atomic
 from util.errors import UserError
 from util.hardware import cpu_share, launcher_ranks, omp_threads, rank_device
 from util.output_safety import STATE_DIR
+from util.write_gate import write_state
 
 MERGE = "merge"
 RANKS_DIR = f"{STATE_DIR}/ranks"  # one JSON record per rank / shard: what it did, for the summary
@@ -189,13 +189,7 @@ class RankRecord:
 
 
 def write_rank_record(output: Path, plan: Plan, record: RankRecord) -> None:
-    folder = output / RANKS_DIR
-    path = folder / plan.record_name
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path, json.dumps(record.__dict__) + "\n")
-    except OSError as e:
-        raise UserError(f"{path}: cannot write ({e.strerror or e}); free disk space or fix --output's permissions") from None
+    write_state(output / RANKS_DIR / plan.record_name, json.dumps(record.__dict__) + "\n")
 
 
 def read_rank_records(output: Path, kind: Optional[str] = None, world: Optional[int] = None) -> list[RankRecord]:
@@ -283,8 +277,8 @@ def mark_finished(output: Path, names: Sequence[str]) -> None:
     """Record that the run was finished (zip, J&F, summary) over these completion records."""
     path = output / FINISHED_RECORD
     try:
-        write_text_atomic(path, json.dumps(_completion_stamps(output, names)) + "\n")
-    except OSError:
+        write_state(path, json.dumps(_completion_stamps(output, names)) + "\n")
+    except UserError:
         pass  # only the shards' "already finished" shortcut is lost
 
 

@@ -15,7 +15,6 @@ from util.errors import UserError
 from util.image_io import load_mask
 from util.metrics import EvaluationError
 from util.metrics_folders import check_ground_truth_names, score_video
-from util.output_safety import claim_files
 from util.overlay import write_overlay
 
 
@@ -51,7 +50,6 @@ def overlay_names(video: VideoSource) -> list[str]:
 
 
 def write_video_overlay(video: VideoSource, output: Path, gt: Optional[Path], fps: float = 24.0) -> tuple[Path, Path]:
-    claim_files(output, overlay_names(video))  # never over a file this project did not write
     mp4, gif = (output / name for name in overlay_names(video))
     write_overlay(overlay_items(video, output / video.name, gt), len(video), mp4, gif, fps=fps)
     return mp4, gif

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -14,11 +12,11 @@ from typing import Optional
 from datasets.video_source import VideoSource
 from evaluation.masks import PALETTE_PNG
 from evaluation.propagation import RunStats
-from util.atomic import write_text_atomic
-from util.errors import UserError
+from util import write_gate
 from util.output_safety import (
     archive_path,
     check_archive_replaceable,
+    check_complete,
     check_plain_name,
     check_video_outputs,
     is_complete,
@@ -28,15 +26,7 @@ from util.profiling import peak_rss_mib
 
 
 def prepare_output(path: str | os.PathLike) -> Path:
-    out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write_test.", dir=out)  # a fresh name: no file of the user's is touched
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise UserError(f"{out}: output folder cannot be written ({e.strerror}); choose another --output") from None
-    return out
+    return write_gate.make_folder(path, "--output")
 
 
 def pending_videos(output: Path, videos: list[VideoSource], overwrite: bool, announce: bool = True) -> list[VideoSource]:
@@ -66,22 +56,16 @@ def write_submission_zip(output: Path, videos: Iterable[VideoSource], zip_path: 
     replaced only when it was written from the same folder by this project. The same
     masks give the same bytes (fixed member dates), however many processes wrote them.
     """
+    videos = list(videos)
     zip_path = zip_path or archive_path(output)
     check_archive_replaceable(zip_path, output)
-    tmp = zip_path.with_name(f".{zip_path.name}.{os.getpid()}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "x", zipfile.ZIP_DEFLATED) as archive:  # "x": never over an existing file
-            archive.comment = zip_comment(output)
-            for video in videos:
-                for png in PALETTE_PNG.files(output / video.name):
-                    if video.submission_stems is None or png.stem in video.submission_stems:
-                        add_to_zip(archive, png, f"Annotations/{video.name}/{png.name}")
-        os.replace(tmp, zip_path)
-    except FileExistsError:
-        raise UserError(f"{tmp}: exists; move it and rerun") from None
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"{zip_path}: cannot write the archive ({e.strerror or e}); free disk space or choose another --output") from None
+    check_complete(output, [v.name for v in videos])  # never the masks of another input
+    with write_gate.writing(zip_path, "--output") as tmp, zipfile.ZipFile(tmp, "x", zipfile.ZIP_DEFLATED) as archive:
+        archive.comment = zip_comment(output)
+        for video in videos:
+            for png in PALETTE_PNG.files(output / video.name):
+                if video.submission_stems is None or png.stem in video.submission_stems:
+                    add_to_zip(archive, png, f"Annotations/{video.name}/{png.name}")
     return zip_path
 
 
@@ -109,16 +93,10 @@ def summary(stats: RunStats, output: Path) -> dict[str, object]:
 
 
 def check_stats_json(path: Path) -> None:
-    """``--stats_json`` names a new or JSON file (never a folder, a mask or a checkpoint)."""
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder; --stats_json takes a file name, e.g. {path / 'stats.json'}")
-    if path.exists() and path.suffix.lower() != ".json":
-        raise UserError(f"{path}: exists and is not a .json file; --stats_json would replace it, choose another name")
+    """``--stats_json`` may be written (the gate's rule: not an input, not a file of the user's)."""
+    write_gate.check_target(path, "--stats_json")
 
 
 def write_stats_json(result: dict[str, object], path: Path) -> None:
-    """A run's summary as JSON, written under a temporary name and renamed."""
-    try:
-        write_text_atomic(path, json.dumps(result, indent=1) + "\n")
-    except OSError as e:
-        raise UserError(f"{path}: cannot write ({e.strerror or e}); choose another --stats_json") from None
+    """A run's summary as JSON, through the gate."""
+    write_gate.write_json(path, result, "--stats_json")

@@ -45,6 +45,7 @@ from evaluation.distributed import (
     split_by_frames,
     write_rank_record,
 )
+from evaluation.fingerprint import check_recorded_inputs, run_fingerprints
 from evaluation.masks import PALETTE_PNG, MaskFormat
 from evaluation.propagation import FrameHook, RunContext, RunStats, build_network, segment_videos
 from evaluation.publish import (
@@ -63,6 +64,7 @@ from util.output_safety import (
     STATE_DIR,
     archive_path,
     check_archive_replaceable,
+    check_complete,
     check_output_location,
     is_complete,
     lock_output,
@@ -124,6 +126,8 @@ def evaluate(
         check_stats_json(Path(config.stats_json))
     if config.zip:  # before the work, not after it
         check_archive_replaceable(archive_path(Path(config.output)), Path(config.output))
+    fingerprints = run_fingerprints(config, videos, device, amp, mask_format)
+    check_recorded_inputs(Path(config.output), fingerprints, config.overwrite)  # before inference: stop on another input's masks
     if plan.kind == "merge":
         return merge_shards(config, plan, videos, finish)
     network = build_network(config, device, amp)
@@ -139,6 +143,7 @@ def evaluate(
     if config.stats_json:
         write_stats_json(summary(stats, output), Path(config.stats_json))
     if finish is not None:
+        check_complete(output, [v.name for v in videos])
         finish(output)
     return output
 
@@ -276,6 +281,7 @@ def finish_parallel(config: EvalConfig, plan: Plan, videos: list[VideoSource], o
     if config.stats_json:
         write_stats_json({**result, "output": str(output)}, Path(config.stats_json))
     if finish is not None:
+        check_complete(output, [v.name for v in videos])
         finish(output)
     mark_finished(output, [v.name for v in videos])
 

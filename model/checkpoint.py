@@ -16,10 +16,11 @@ here (``read_training_checkpoint``); ``export_payload`` is what
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
+import stat
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
@@ -29,31 +30,65 @@ import torch
 
 from model.config import BACKBONE_CHANNELS, OFFICIAL, QAM_ACTIVATIONS, ModelConfig, infer_config
 from util.errors import UserError
+from util.write_gate import writing
 
 WEIGHTS_FORMAT = "qdmn-weights"
 TRAINING_FORMAT = "qdmn-training"
 TRAINING_KEYS = {"it", "network", "optimizer", "scheduler"}
 
 
-def safe_load(path: str | os.PathLike) -> Any:
-    """``torch.load`` with ``weights_only=True``; failures become one-line UserErrors."""
+UNSAFE_MARKERS = ("GLOBAL", "Unsupported global", "is blocked")  # weights_only refused a class or function: code
+
+
+def safe_load(path: str | os.PathLike, flag: str = "--model") -> Any:
+    """``torch.load`` with ``weights_only=True``; failures become one-line UserErrors naming ``flag``
+    (the flag, or positional argument, that gave ``path``)."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: checkpoint not found; check --model (download it with scripts/download_models.py)")
+    check_checkpoint_path(path, flag)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
+        first = _weights_only_reason(e)
+        if not any(marker in str(e) for marker in UNSAFE_MARKERS):  # a damaged pickle, not a forbidden class
+            raise UserError(f"{path}: cannot read checkpoint (its contents are damaged: {_weights_only_reason(e)}); "
+                            "the file is truncated or corrupt, download or copy it again") from None
         raise UserError(
             f"{path}: refused to load: it is not a plain weights file and could run code when unpickled ({first}); "
             "use a checkpoint from a trusted source"
         ) from None
     except Exception as e:  # noqa: BLE001 - garbage makes the unpickler fail in many ways (KeyError, IndexError, ...)
-        reason = (str(e).strip().splitlines() or [""])[0] or type(e).__name__
+        reason = _first_line(e, type(e).__name__)
         raise UserError(
             f"{path}: cannot read checkpoint ({type(e).__name__}: {reason}); "
             "the file is truncated or not a PyTorch checkpoint, download it again"
         ) from None
+
+
+def check_checkpoint_path(path: Path, flag: str = "--model") -> None:
+    """A UserError naming ``flag`` unless ``path`` is a readable file (not a folder, not a symbolic-link loop)."""
+    try:
+        st = path.stat()
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UserError(f"{path}: is a symbolic-link loop; point {flag} at a checkpoint file") from None
+        hint = " (download it with python -m scripts.download_models)" if flag == "--model" else ""
+        raise UserError(f"{path}: checkpoint not found; check {flag}{hint}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UserError(f"{path}: is a folder; {flag} takes a checkpoint file (.pth), e.g. one inside it")
+    if not stat.S_ISREG(st.st_mode):
+        raise UserError(f"{path}: is not a regular file; {flag} takes a checkpoint file (.pth)")
+
+
+def _first_line(e: BaseException, default: str) -> str:
+    return (str(e).strip().splitlines() or [""])[0] or default
+
+
+def _weights_only_reason(e: BaseException) -> str:
+    """The unpickler's own reason, without PyTorch's advice to load with ``weights_only=False``."""
+    text = str(e)
+    tail = text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text else text
+    lines = [line.strip() for line in tail.splitlines() if line.strip() and "weights_only" not in line and "Weights only" not in line]
+    return lines[0] if lines else "unreadable pickle"
 
 
 def describe(obj: Any) -> str:
@@ -158,36 +193,19 @@ def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], 
     model.load_state_dict(state, strict=True)
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``.
+def atomic_save(obj: Any, path: str | os.PathLike, flag: str = "--output") -> None:
+    """``torch.save`` through the write gate (``util/write_gate``): a temporary file in the same folder,
+    fsync, then a rename over ``path``.
 
-    A full disk or a permission error is a UserError naming the file; ``path`` keeps
-    its previous content.
+    ``path`` must not be an input or a file of the user's; a full disk (PyTorch's failed
+    write included), a read-only file system or a permission error is a UserError naming
+    the file, and ``path`` keeps its previous content. ``flag`` names the flag that chose
+    ``path`` in messages.
     """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_then_rename(obj, path)
-    except OSError as e:
-        reason = e.strerror or str(e)
-        raise UserError(f"{path}: cannot write ({reason}); free disk space or fix the permissions; the previous file is intact") from None
-
-
-def _write_then_rename(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with writing(path, flag) as tmp, open(tmp, "xb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def weights_payload(model: torch.nn.Module, config: ModelConfig, train_size: Optional[tuple[int, int]] = None) -> dict[str, Any]:

@@ -9,10 +9,10 @@ is the share of pixels with the same label, per sequence and over all.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from util import write_gate
 from util.agreement import mask_agreement
 from util.errors import exit_on_user_error
 
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{seq}: {100 * value:.4f} %")
     print(f"all: {100 * result['agreement']:.4f} % of {result['pixels']} pixels ({result['differing_pixels']} differ)")
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
+        write_gate.write_json(args.json, result, "--json", inputs=[args.a, args.b])
     return 0
 
 

@@ -56,7 +56,6 @@ the official code times its network and mask upsampling, this project's its whol
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -79,6 +78,7 @@ from evaluation.official import (
     patch_official,
     sitecustomize,
 )
+from util import write_gate
 from util.image_io import load_mask
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -363,7 +363,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             "fps": fps,
             "sequences": [{**asdict(r), "agreement": r.agreement} for r in results],
         }
-        args.json.write_text(json.dumps(payload, indent=2))
+        write_gate.write_json(args.json, payload, "--json", indent=2)
     score = overall if args.criterion == "overall" else worst
     passed = score >= args.min_agreement
     print(

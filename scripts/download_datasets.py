@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
+from util import write_gate
 from util.download import download, gdrive_download, md5sum, safe_extract
 from util.errors import UserError, exit_on_user_error
 
@@ -190,7 +191,7 @@ def extract(entry: Archive, archive: Path, out: Path) -> bool:
         return False
     else:
         _extract_renaming(entry, archive, target)
-    marker.write_text(f"{target}\n")
+    write_gate.write_text(marker, f"{target}\n", "--out")
     print(f"{archive.name}: extracted into {target}")
     return True
 

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from util import write_gate
 from util.download import download, gdrive_download, md5sum
 from util.errors import UserError, exit_on_user_error
 
@@ -31,7 +32,7 @@ REQUIRED_KEY = "mask_rgb_encoder.conv1.weight"
 def _reject(path: Path, problem: str, delete: bool) -> UserError:
     """The error for a bad checkpoint; a file downloaded by this run is deleted, a user's own file is kept."""
     if delete:
-        path.unlink(missing_ok=True)
+        write_gate.remove(path, "--out")  # only the file this run wrote
         return UserError(f"{path}: {problem}; it was deleted: check --url / the Google Drive id and download it again")
     return UserError(f"{path}: {problem}; this file was already there: delete it (or choose another --out) and run again")
 

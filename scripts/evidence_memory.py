@@ -31,7 +31,7 @@ import numpy as np
 from datasets import layouts
 from evaluation.arguments import positive_int
 from model.memory_policy import POLICIES
-from util.atomic import write_text_atomic
+from util import write_gate
 from util.download import sha256sum
 from util.errors import exit_on_user_error, run_python
 from util.hardware import available_cpus
@@ -71,7 +71,8 @@ def row_marker(work: Path, policy: str) -> Path:
 def save_row(row: dict, args: argparse.Namespace, work: Path, model_sha256: str) -> None:
     """The marker of a finished policy run (written under a temporary name and renamed)."""
     payload = {"model_sha256": model_sha256, "davis": str(Path(args.davis).resolve()), "row": row}
-    write_text_atomic(row_marker(work, row["policy"]), json.dumps(payload, indent=1))
+    # the script's own cache in its --work folder (a marker is rewritten when stale): atomic, no ownership record
+    write_gate.write_state(row_marker(work, row["policy"]), json.dumps(payload, indent=1), "--work")
 
 
 def reusable_row(policy: str, args: argparse.Namespace, work: Path, model_sha256: str) -> dict | None:
@@ -125,7 +126,8 @@ def plot(curves: dict[str, dict[str, np.ndarray]], path: Path, window: int = 15)
     axes.flat[0].set_ylabel(f"J&F (moving mean of {window})", fontsize=8)
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path)
+    with write_gate.writing(path, "--out") as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
 
 
@@ -186,8 +188,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     lines += ["", per_video_table(rows)]
     table = "\n".join(lines) + "\n"
-    (out / "memory.md").write_text(table)
-    (out / "memory.json").write_text(json.dumps(rows, indent=1))
+    write_gate.write_text(out / "memory.md", table, "--out")
+    write_gate.write_json(out / "memory.json", rows, "--out")
     print(table)
 
 

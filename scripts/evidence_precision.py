@@ -12,11 +12,11 @@ and each run's wall time.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
+from util import write_gate
 from util.agreement import mask_agreement
 from util.errors import exit_on_user_error, run_python
 
@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> None:
         share = "reference" if "agreement" not in r else f"{100 * r['agreement']:.4f} % ({r['differing_pixels']} of {r['pixels']} differ)"
         lines.append(f"| {r['run']} | {r['wall_s']:.0f} | {share} |")
     table = "\n".join(lines) + "\n"
-    (out / "precision.md").write_text(table)
-    (out / "precision.json").write_text(json.dumps({"model": args.model, "runs": results}, indent=1))
+    write_gate.write_text(out / "precision.md", table, "--out")
+    write_gate.write_json(out / "precision.json", {"model": args.model, "runs": results}, "--out")
     print(table)
 
 

@@ -11,7 +11,6 @@ full annotations, and reports Pearson and Spearman correlations and a scatter pl
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from evaluation.arguments import add_eval_args, eval_config
 from evaluation.config import memory_config
 from evaluation.propagation import build_network
 from model.memory_policy import DAVIS_MEMORY
+from util import write_gate
 from util.errors import exit_on_user_error
 from util.hardware import resolve_device
 from util.image_io import load_mask
@@ -72,7 +72,8 @@ def scatter(scores: list[float], ious: list[float], path: Path, title: str) -> N
     ax.set_ylim(0, max(1.02, max(scores) * 1.02))
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    with write_gate.writing(path, "--out") as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
 
 
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     title = f"QAM vs IoU on {len(videos)} videos, {len(scores)} object-frames: Pearson {pearson:.3f}, Spearman {spearman:.3f}"
     scatter(scores, ious, out / "qam_scatter.png", title.replace(": ", ":\n", 1))  # two lines fit the plot
     result = {"pearson": pearson, "spearman": spearman, "pairs": len(scores), "videos": len(videos), "model": args.model}
-    (out / "qam.json").write_text(json.dumps(result, indent=1))
+    write_gate.write_json(out / "qam.json", result, "--out")
     print(title)
     print(f"wrote {out / 'qam_scatter.png'} and {out / 'qam.json'}")
 

@@ -16,7 +16,6 @@ never trained on.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from datasets import layouts
+from util import write_gate
 from util.errors import exit_on_user_error, run_python
 from util.image_io import list_images, load_mask, mask_palette, save_palette_png
 from util.metrics import db_eval_boundary_batch, db_eval_iou_batch
@@ -141,8 +141,8 @@ def main(argv: list[str] | None = None) -> None:
             lines += youtube_rows(youtube_label, youtube)
             report[f"{key}youtube"] = youtube
     table = "\n".join(lines) + "\n"
-    (out / f"{args.name}.md").write_text(table)
-    (out / f"{args.name}.json").write_text(json.dumps(report, indent=1))
+    write_gate.write_text(out / f"{args.name}.md", table, "--out")
+    write_gate.write_json(out / f"{args.name}.json", report, "--out")
     print(table)
 
 

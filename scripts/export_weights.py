@@ -21,20 +21,23 @@ from pathlib import Path
 
 from model.checkpoint import atomic_save, export_payload, safe_load
 from util.errors import exit_on_user_error
+from util.write_gate import check_target, protect_inputs
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("source", type=Path)
-    parser.add_argument("target", type=Path)
+    parser.add_argument("source", type=Path, metavar="SOURCE", help="weights file or training checkpoint (.pth)")
+    parser.add_argument("target", type=Path, metavar="TARGET", help="file to write (.pth)")
     parser.add_argument("--half", action="store_true", help="store float tensors as float16")
     parser.add_argument("--official", action="store_true", help="bare state dict (official layout), for the official scripts")
     parser.add_argument("--force", action="store_true", help="with --official: export a non-ReLU QAM anyway (warned)")
     args = parser.parse_args(argv)
-    source = safe_load(args.source)
+    protect_inputs([args.source])
+    check_target(args.target, "TARGET")  # before loading: a file of the user's (or the source) is never replaced
+    source = safe_load(args.source, "SOURCE")
     payload, config = export_payload(source, args.source, args.official, args.half, args.force)
-    atomic_save(payload, args.target)
+    atomic_save(payload, args.target, "TARGET")
     size = args.target.stat().st_size / 2**20
     print(f"wrote {args.target} ({size:.1f} MiB, {config.backbone}, qam {config.qam_activation})")
 

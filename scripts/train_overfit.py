@@ -16,7 +16,6 @@ truth is measured on the same clips.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from model.config import PRESETS
 from model.losses import object_ious
 from model.model import MEMORY_FORMATS, QDMNTrainer, use_channels_last
 from model.network import QDMN
+from util import write_gate
 from util.hardware import set_threads
 from util.image_io import normalize_image
 
@@ -128,8 +128,8 @@ def plot_curves(curves: dict[str, list[float]], results: dict[str, dict[str, flo
         ax.set_xlabel("iteration")
     np.atleast_1d(axes)[0].set_ylabel("total loss")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with write_gate.writing(path, "--compare_amp") as tmp:
+        fig.savefig(tmp, dpi=110)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare_amp:
         plot_curves(curves, results, args.compare_amp)
         summary = {"results": results, "curves": curves, "args": {k: str(v) for k, v in vars(args).items()}}
-        args.compare_amp.with_suffix(".json").write_text(json.dumps(summary, indent=1))
+        write_gate.write_json(args.compare_amp.with_suffix(".json"), summary, "--compare_amp")
         gap = abs(results["float32"]["iou"] - results["bfloat16 (--amp)"]["iou"])
         print(f"final mean IoU: float32 {results['float32']['iou']:.4f}, --amp {results['bfloat16 (--amp)']['iou']:.4f}, "
               f"difference {gap:.4f}; plot {args.compare_amp}")

@@ -245,7 +245,7 @@ def test_evaluate_jf_json_naming_a_folder_an_input_or_a_non_json_file(tmp_path):
     assert tree(tmp_path) == before and list(target.iterdir()) == [] and not (pred.parent / "global_results.csv").exists()
     precious = tmp_path / "model.pth"
     precious.write_bytes(b"weights")
-    for target, needle in ((precious, "not a .json file"), (gt / "jf.json", "inside the ground truth")):
+    for target, needle in ((precious, "not written by this project"), (gt / "jf.json", "lies inside the input")):
         before = tree(tmp_path)
         proc = run("-m", "scripts.evaluate_jf", str(gt.parent), str(pred.parent), "--json", str(target), "--processes", "1", check=False)
         assert_one_line_error(proc, str(target), needle)

@@ -21,6 +21,7 @@ from model.checkpoint import atomic_save, safe_load
 from tests.test_output_safety import tree
 from tests.test_training import COMMON, TIMEOUT, _env, _main_error, data, saved, signal_run  # noqa: F401 - data: fixture
 from util.errors import EXIT_INTERRUPTED, UserError
+from util.write_gate import RECORD_NAME
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_zero(data, tmp_path):  # noqa: F811 - the imported fixture
@@ -60,19 +61,19 @@ def test_checkpoint_write_error_is_one_line_and_keeps_the_previous_file(tmp_path
         atomic_save({"it": 2}, path)
     assert str(path) in str(exc.value) and "\n" not in str(exc.value)
     assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run_checkpoint.pth"]  # no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [RECORD_NAME, "run_checkpoint.pth"]  # no temporary file left
 
 
 FULL_AT_SECOND_SAVE = """
 import errno, sys
 import model.checkpoint as checkpoint
-real, saves = checkpoint._write_then_rename, []
-def full_after_first(obj, path):
-    saves.append(path)
+real, saves = checkpoint.torch.save, []
+def full_after_first(obj, f):
+    saves.append(f)
     if len(saves) > 2:  # weights and checkpoint of iteration 1 are written; then the disk is full
         raise OSError(errno.ENOSPC, "No space left on device")
-    real(obj, path)
-checkpoint._write_then_rename = full_after_first
+    real(obj, f)
+checkpoint.torch.save = full_after_first
 import train
 sys.exit(train.main(sys.argv[1:]))
 """
@@ -84,7 +85,7 @@ def test_full_disk_while_training_keeps_the_last_checkpoint(data, tmp_path):  # 
                           capture_output=True, text=True, timeout=TIMEOUT)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
-    assert "No space left on device" in errors[0] and "_2.pth" in errors[0] and "previous file is intact" in errors[0]
+    assert "No space left on device" in errors[0] and "_2.pth" in errors[0] and "no file was created" in errors[0]
     assert safe_load(saved(tmp_path, "*_checkpoint.pth"))["it"] == 1
 
 

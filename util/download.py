@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 
 import progressbar
 
+from util import write_gate
 from util.errors import UserError
 
 USER_AGENT = "qdmn-download/1.0"
@@ -82,8 +83,7 @@ def _verify_and_commit(part: Path, dest: Path, checks: list[tuple[str, str]], so
             f"run the command again to download {source} afresh, and if the file on the server has changed, "
             "update the expected checksum"
         )
-    os.replace(part, dest)
-    return dest
+    return write_gate.commit(part, dest, "destination")
 
 
 def _part_path(dest: Path) -> Path:
@@ -205,6 +205,7 @@ def download(
     checks = _expected(md5, sha256)
     if _already_there(dest, checks):
         return dest
+    write_gate.check_target(dest, "destination")  # a file of the user's with another checksum is not replaced
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = _part_path(dest)
     offset = part.stat().st_size if part.is_file() else 0
@@ -247,6 +248,7 @@ def gdrive_download(
     checks = _expected(md5, sha256)
     if _already_there(dest, checks):
         return dest
+    write_gate.check_target(dest, "destination")
     try:
         import gdown
     except ImportError:

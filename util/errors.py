@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import os
 import subprocess
@@ -27,12 +28,16 @@ class RunIncomplete(Exception):
 
 def exit_on_user_error(main: F) -> F:
     """Run ``main``; a :class:`UserError` prints ``error: <message>`` and exits with code 2, :class:`RunIncomplete`
-    with code 1, Ctrl-C exits 130."""
+    with code 1, Ctrl-C exits 130.
+
+    ``main`` runs in a context of its own: the inputs it declares (``util.write_gate.protect_inputs``)
+    end with it, so a caller running several commands in one process (a test) starts each afresh.
+    """
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         try:
-            return main(*args, **kwargs)
+            return contextvars.copy_context().run(main, *args, **kwargs)
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(EXIT_USAGE)

@@ -50,9 +50,19 @@ def omp_threads() -> Optional[int]:
     return value if value > 0 else None
 
 
+def warn_threads(threads: Optional[int], flag: str = "--threads") -> None:
+    """One warning line when ``threads`` exceeds the CPUs this process may use (the threads would take turns on them:
+    ``--threads 64`` on 2 cores ran 80 times slower)."""
+    cpus = available_cpus()
+    if threads is not None and threads > cpus:
+        print(f"warning: {flag} {threads} is more than the {cpus} CPU(s) this process may use; the threads would wait for "
+              f"each other and run many times slower: use {flag} {cpus} or fewer", file=sys.stderr)
+
+
 def set_threads(threads: Optional[int] = None) -> int:
     """Set torch's intra-op threads (default: ``OMP_NUM_THREADS``, else :func:`available_cpus`); return the number
-    set."""
+    set. Given ``threads`` above the CPUs this process may use get a warning line (:func:`warn_threads`)."""
+    warn_threads(threads)
     n = threads if threads is not None and threads > 0 else omp_threads() or available_cpus()
     torch.set_num_threads(n)
     return n

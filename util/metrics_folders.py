@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import glob
-import json
+import io
 import math
 import os
 from collections.abc import Sequence
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from util import write_gate
 from util.metrics import BOUND_TH, VOID_LABEL, EvaluationError, check_prediction_ids, evaluate_frames
 
 GLOBAL_CSV = "global_results.csv"
@@ -212,20 +213,30 @@ def _csv_float(value: float) -> str:
     return "" if math.isnan(value) else f"{value:.3f}"
 
 
-def write_csvs(results: dict[str, Any], csv_dir: str | os.PathLike) -> tuple[Path, Path]:
-    """Write ``global_results.csv`` and ``per-sequence_results.csv`` as the official toolkit."""
+def _csv_text(rows: list[list[str]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def csv_paths(csv_dir: str | os.PathLike) -> tuple[Path, Path]:
     out = Path(csv_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    global_path, seq_path = out / GLOBAL_CSV, out / PER_SEQUENCE_CSV
-    with open(global_path, "w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(GLOBAL_MEASURES)
-        writer.writerow([_csv_float(results["global"][m]) for m in GLOBAL_MEASURES])
-    with open(seq_path, "w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(PER_SEQUENCE_MEASURES)
-        for name, res in results["per_object"].items():
-            writer.writerow([name, _csv_float(res["J"]), _csv_float(res["F"])])
+    return out / GLOBAL_CSV, out / PER_SEQUENCE_CSV
+
+
+def check_csv_destination(csv_dir: str | os.PathLike, gt_dir: str | os.PathLike, flag: str = "--csv_dir") -> None:
+    """The two CSVs may be written in ``csv_dir``: not in the ground truth, not over a file of the user's."""
+    for path in csv_paths(csv_dir):
+        write_gate.check_target(path, flag, inputs=[gt_dir])
+
+
+def write_csvs(results: dict[str, Any], csv_dir: str | os.PathLike, flag: str = "--csv_dir") -> tuple[Path, Path]:
+    """Write ``global_results.csv`` and ``per-sequence_results.csv`` as the official toolkit (through the write gate)."""
+    global_path, seq_path = csv_paths(csv_dir)
+    global_rows = [list(GLOBAL_MEASURES), [_csv_float(results["global"][m]) for m in GLOBAL_MEASURES]]
+    write_gate.write_text(global_path, _csv_text(global_rows), flag)
+    rows = [[name, _csv_float(res["J"]), _csv_float(res["F"])] for name, res in results["per_object"].items()]
+    write_gate.write_text(seq_path, _csv_text([list(PER_SEQUENCE_MEASURES), *rows]), flag)
     return global_path, seq_path
 
 
@@ -234,16 +245,10 @@ def _json_float(value: float) -> float | None:
 
 
 def write_json(results: dict[str, Any], json_path: str | os.PathLike) -> Path:
-    """Write the global measures and per-sequence J&F/J/F (0-1 scale) as JSON."""
+    """Write the global measures and per-sequence J&F/J/F (0-1 scale) as JSON (through the write gate)."""
     payload: dict[str, Any] = {m: _json_float(results["global"][m]) for m in GLOBAL_MEASURES}
     payload["sequences"] = {seq: {k: _json_float(v) for k, v in row.items()} for seq, row in results["per_sequence"].items()}
-    path = Path(json_path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(payload, indent=2) + "\n")
-    except OSError as e:
-        raise EvaluationError(f"{path}: cannot write the JSON results ({e.strerror or e}); choose another --json") from None
-    return path
+    return write_gate.write_json(json_path, payload, "--json", indent=2)
 
 
 def _format_table(header: Sequence[str], rows: list[list[str]], left_first: bool = False) -> str:
@@ -269,13 +274,8 @@ def format_report(results: dict[str, Any]) -> str:
 
 
 def check_json_destination(path: Path, gt_dir: Path) -> None:
-    """``--json`` must name a new or JSON file outside the ground truth (never a folder, a mask or a checkpoint)."""
-    if path.is_dir():
-        raise EvaluationError(f"{path}: is a folder; --json takes a file name, e.g. {path / 'jf.json'}")
-    if path.exists() and path.suffix.lower() != ".json":
-        raise EvaluationError(f"{path}: exists and is not a .json file; --json would replace it, choose another name")
-    if gt_dir.resolve() in path.resolve().parents:
-        raise EvaluationError(f"{path}: lies inside the ground truth {gt_dir}; write the JSON elsewhere")
+    """``--json`` may be written: outside the ground truth, not a folder, not over a file of the user's."""
+    write_gate.check_target(path, "--json", inputs=[gt_dir])
 
 
 def run_jf(
@@ -297,6 +297,8 @@ def run_jf(
     """
     if json_path is not None:
         check_json_destination(Path(json_path), Path(gt_dir))
+    if write_csv:
+        check_csv_destination(pred_dir if csv_dir is None else csv_dir, gt_dir)
     results = evaluate_folders(gt_dir, pred_dir, processes=processes, sequences=sequences)
     if verbose:
         print(format_report(results))

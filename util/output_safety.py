@@ -1,19 +1,24 @@
-"""Output safety shared by every entry point: never write over the user's files.
+"""Output safety of the evaluation scripts' output folders, on top of the write gate (``util/write_gate``).
 
-* an output location that is, contains, or lies inside an input is refused;
+* an output location that is, contains, or lies inside an input is refused, and the
+  inputs are declared to the gate (no file of the run may be written over them);
 * output names are plain folder names (no paths);
 * a video folder is complete only when this project recorded it so
-  (``<output>/.qdmn/<video>.json``: frames, command); a folder without a record is the
-  user's and is never replaced or deleted;
+  (``<output>/.qdmn/<video>.json``: frames, command, and the fingerprint of the input it
+  was made from) and, when the run states the fingerprint it expects
+  (:func:`expect_fingerprints`), the recorded one is the same; a folder without a
+  record is the user's and is never replaced or deleted;
 * one lock per output folder: a second run on it stops, naming the holder; the ranks or
   shards of one distributed evaluation share it, and each holds a lock per video while
   it writes that video (``<output>/.qdmn/locks/<video>``);
-* archives carry a comment naming the folder they were written from, and an archive
-  written for another folder (or by something else) is never replaced.
+* files beside the video folders (overlays, CSVs) and the submission archive go through
+  the gate: an existing one is replaced only when the gate's record shows this project
+  wrote it. The archive's comment names this project and nothing of the user's machine.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import secrets
@@ -21,42 +26,36 @@ import shutil
 import socket
 import sys
 import tempfile
-import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Optional
+from typing import IO, Any, Optional
 
+from util import write_gate
 from util.arg_types import is_plain_name
-from util.atomic import write_text_atomic
 from util.errors import UserError
 
 STATE_DIR = ".qdmn"  # in an output folder: <video>.json records (frames, command, complete) and the lock
 PARTIAL_MARKER = ".qdmn-partial"  # in a .<video>.partial folder this project created
 LOCK_NAME = f"{STATE_DIR}/lock"
 VIDEO_LOCKS = f"{STATE_DIR}/locks"  # one lock file per video, held while a process writes it
-FILES_RECORD = f"{STATE_DIR}/.files.json"  # other files this project wrote in the output (overlays, CSVs); hidden: no video name
-ZIP_COMMENT_PREFIX = b"qdmn output: "
+ZIP_COMMENT = b"qdmn submission archive"  # no path: the archive travels to a public server
 
 _held: dict[Path, IO[str]] = {}  # output folder -> open lock file, held until the process exits
+# resolved output folder -> video name -> the input fingerprint this run expects there (evaluation/fingerprint.py)
+_EXPECTED: contextvars.ContextVar[Optional[dict[Path, dict[str, Any]]]] = contextvars.ContextVar("qdmn_expected", default=None)
 
 
-def _resolved(path: str | os.PathLike) -> Path:
-    return Path(path).expanduser().resolve()
-
-
-def _inside(child: Path, parent: Path) -> bool:
-    return child == parent or parent in child.parents
+def _resolved(path: str | os.PathLike, flag: str = "--output") -> Path:
+    return write_gate.resolved(path, flag)
 
 
 def check_output_location(output: str | os.PathLike, inputs: Iterable[str | os.PathLike], flag: str = "--output") -> None:
-    """Refuse an ``output`` that is, contains, or lies inside any of ``inputs``."""
-    out = _resolved(output)
-    for given in inputs:
-        inp = _resolved(given)
-        if _inside(out, inp) or _inside(inp, out):
-            relation = "is" if out == inp else ("lies inside" if _inside(out, inp) else "contains")
-            raise UserError(f"{flag} {output} {relation} the input {given}; choose an output folder apart from the inputs")
+    """Declare ``inputs`` the run's inputs (``write_gate.protect_inputs``) and refuse an ``output`` that is,
+    contains, or lies inside any of them."""
+    inputs = [p for p in inputs if p is not None]
+    write_gate.check_not_input(output, flag, inputs)
+    write_gate.protect_inputs(inputs)
 
 
 def check_plain_name(name: str, what: str = "--name") -> str:
@@ -79,10 +78,37 @@ def _state(output: Path, name: str) -> Optional[dict]:
     return info if isinstance(info, dict) else None
 
 
+def recorded(output: Path, name: str) -> Optional[dict]:
+    """The completion record of ``output/name`` (None: none, so the folder is not this project's)."""
+    return _state(output, name)
+
+
+def expect_fingerprints(output: str | os.PathLike, fingerprints: Mapping[str, Any]) -> None:
+    """State the input fingerprint of each video this run writes into ``output``: a video is complete only when its
+    record carries the same one, and :func:`publish` records it."""
+    _EXPECTED.set({**(_EXPECTED.get() or {}), _resolved(output): dict(fingerprints)})
+
+
+def expected_fingerprint(output: Path, name: str) -> Optional[Any]:
+    return (_EXPECTED.get() or {}).get(_resolved(output), {}).get(name)
+
+
 def is_complete(output: Path, name: str) -> bool:
-    """Whether ``output/name`` was published whole by this project (its record says so)."""
+    """Whether ``output/name`` was published whole by this project (its record says so) from this run's input
+    (the recorded fingerprint is the expected one; a record without one never matches an expectation)."""
     info = _state(output, name)
-    return (output / name).is_dir() and info is not None and info.get("complete") is True
+    if not (output / name).is_dir() or info is None or info.get("complete") is not True:
+        return False
+    expected = expected_fingerprint(output, name)
+    return expected is None or info.get("inputs") == expected
+
+
+def check_complete(output: Path, names: Iterable[str]) -> None:
+    """Before reading the masks (zip, J&F, overlay): each of ``names`` is complete for this run's input."""
+    stale = [name for name in names if not is_complete(output, name)]
+    if stale:
+        raise UserError(f"{output / stale[0]}: not complete for this input ({len(stale)} video(s)); "
+                        "rerun the same command to redo them, or use a new --output")
 
 
 def check_replaceable(output: Path, name: str) -> None:
@@ -96,13 +122,11 @@ def check_replaceable(output: Path, name: str) -> None:
 
 
 def _write_record(output: Path, name: str, frames: int, complete: bool) -> None:
-    info = {"frames": frames, "complete": complete, "command": [Path(sys.argv[0]).name, *sys.argv[1:]]}
-    record = _record(output, name)
-    try:
-        record.parent.mkdir(exist_ok=True)
-        write_text_atomic(record, json.dumps(info) + "\n")
-    except OSError as e:
-        raise UserError(f"{record}: cannot write ({e.strerror or e}); free disk space or fix --output's permissions") from None
+    info: dict[str, Any] = {"frames": frames, "complete": complete, "command": [Path(sys.argv[0]).name, *sys.argv[1:]]}
+    fingerprint = expected_fingerprint(output, name)
+    if fingerprint is not None:
+        info["inputs"] = fingerprint
+    write_gate.write_state(_record(output, name), json.dumps(info) + "\n")
 
 
 def check_video_outputs(output: Path, names: Iterable[str]) -> None:
@@ -159,35 +183,14 @@ def publish(output: Path, name: str, partial: Path, frames: int) -> None:
     _write_record(output, name, frames, complete=True)
 
 
-def _claimed(output: Path) -> list[str]:
-    try:
-        names = json.loads((output / FILES_RECORD).read_text())
-    except (OSError, ValueError):
-        return []
-    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
-
-
-def check_files(output: Path, names: Iterable[str]) -> None:
-    """Files written beside the video folders (overlays, CSVs) may replace only files this project wrote there."""
-    claimed = set(_claimed(output))
+def check_files(output: Path, names: Iterable[str], flag: str = "--output") -> None:
+    """Files written beside the video folders (overlays, CSVs) may replace only files this project wrote there
+    (the gate's rule, checked before any work)."""
     for name in names:
-        if (output / name).exists() and name not in claimed:
-            raise UserError(
-                f"{output / name}: exists but was not written by this project; it is left alone: move it or choose another --output"
-            )
+        write_gate.check_target(output / name, flag)
 
 
-def claim_files(output: Path, names: Iterable[str]) -> None:
-    """:func:`check_files`, then record ``names`` as this project's (before they are written)."""
-    names = list(names)
-    check_files(output, names)
-    claimed = _claimed(output)
-    record = output / FILES_RECORD
-    try:
-        record.parent.mkdir(exist_ok=True)
-        record.write_text(json.dumps(sorted({*claimed, *names})) + "\n")
-    except OSError as e:
-        raise UserError(f"{record}: cannot write ({e.strerror or e}); free disk space or fix --output's permissions") from None
+claim_files = check_files  # the gate records each file when it writes it
 
 
 def lock_output(output: Path, shared: bool = False) -> None:
@@ -288,20 +291,17 @@ def archive_path(output: Path) -> Path:
 
 
 def zip_comment(output: Path) -> bytes:
-    return ZIP_COMMENT_PREFIX + str(_resolved(output)).encode("utf-8", "surrogateescape")
+    """The archive's comment: it names this project, nothing of the user's machine (and the same masks give the
+    same bytes). That the archive is this project's is known from the write gate's record of its folder."""
+    return ZIP_COMMENT
 
 
 def check_archive_replaceable(zip_path: Path, output: Path) -> None:
-    """An existing ``zip_path`` may be replaced only if it was written from ``output`` by this project."""
-    if not zip_path.exists():
+    """An existing ``zip_path`` may be replaced only if this project wrote it (the write gate's record of its
+    folder) and it is unchanged since."""
+    if not zip_path.exists() and not zip_path.is_symlink():
         return
-    comment: Optional[bytes] = None
-    try:
-        with zipfile.ZipFile(zip_path) as archive:
-            comment = archive.comment
-    except (OSError, zipfile.BadZipFile):
-        pass
-    if comment != zip_comment(output):
+    if zip_path.is_symlink() or not write_gate.written_by_project(zip_path):
         raise UserError(
             f"{zip_path}: exists and was not written from {output} by this project; it is left alone: move it or choose another --output"
         )

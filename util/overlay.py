@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from util.write_gate import writing
+
 # Saturated, mutually distinct colours (RGB), object k gets OBJECT_COLOURS[(k - 1) % len].
 OBJECT_COLOURS = np.array(
     [
@@ -87,6 +89,7 @@ def write_overlay(
     """Write ``mp4`` (all frames) and a small ``gif`` (about ``gif_frames`` of the ``total``, ``gif_width`` wide per panel).
 
     The video's codec follows its suffix (:data:`VIDEO_CODECS`): ``.webm`` is VP8, which web browsers play.
+    Both files go through the write gate (``util/write_gate``): neither replaces a file of the user's.
 
     ``frames`` yields (RGB frame, label map[, ground-truth label map or None]) at the same
     size; only the GIF's frames are kept in memory. Returns the number of frames written.
@@ -95,23 +98,24 @@ def write_overlay(
     writer = None
     previews: list[Image.Image] = []
     count = 0
-    for item in frames:
-        image = compose(*item)
-        if writer is None:
-            h, w = image.shape[:2]
-            codec = VIDEO_CODECS.get(mp4.suffix.lower(), "mp4v")
-            writer = cv2.VideoWriter(str(mp4), cv2.VideoWriter_fourcc(*codec), fps, (w, h))
-            if not writer.isOpened():
-                raise OSError(f"{mp4}: OpenCV cannot write {codec} video here")
-        writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        if count % step == 0:
-            panels = 2 if len(item) > 2 and item[2] is not None else 1
-            previews.append(_thumbnail(image, gif_width * panels))
-        count += 1
-    if writer is not None:
-        writer.release()
-    if previews:
-        previews[0].save(gif, save_all=True, append_images=previews[1:], duration=int(1000 * step / fps), loop=0)
+    with writing(mp4, "--output") as mp4_tmp, writing(gif, "--output") as gif_tmp:  # both, or neither
+        for item in frames:
+            image = compose(*item)
+            if writer is None:
+                h, w = image.shape[:2]
+                codec = VIDEO_CODECS.get(mp4.suffix.lower(), "mp4v")
+                writer = cv2.VideoWriter(str(mp4_tmp), cv2.VideoWriter_fourcc(*codec), fps, (w, h))
+                if not writer.isOpened():
+                    raise OSError(f"{mp4}: OpenCV cannot write {codec} video here")
+            writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            if count % step == 0:
+                panels = 2 if len(item) > 2 and item[2] is not None else 1
+                previews.append(_thumbnail(image, gif_width * panels))
+            count += 1
+        if writer is not None:
+            writer.release()
+        if previews:
+            previews[0].save(gif_tmp, save_all=True, append_images=previews[1:], duration=int(1000 * step / fps), loop=0)
     return count
 
 

@@ -11,9 +11,10 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import torch
+
+from util import write_gate
 
 # Network methods that make up one frame, and the stage each belongs to.
 NETWORK_STAGES = {
@@ -99,7 +100,6 @@ def measure_matmul_gflops(device: torch.device, dtype: torch.dtype = torch.float
 
 def write_report(report: dict, json_path: str, table: str, markdown_path: str) -> None:
     """Write a benchmark's JSON report and markdown table (folders created), then print the table."""
-    for path, text in ((json_path, json.dumps(report, indent=1)), (markdown_path, table)):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text)
+    write_gate.write_text(json_path, json.dumps(report, indent=1), "--json")
+    write_gate.write_text(markdown_path, table, "--markdown")
     print(table)
