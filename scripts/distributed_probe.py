@@ -13,7 +13,6 @@ Rank 0 writes RESULT.json (docs/GPU_CHECK.md).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import asdict
@@ -26,6 +25,8 @@ import torch.distributed as dist
 from training.config import TrainConfig
 from training.hyper_para import parse_args as train_args
 from training.runtime import DistEnv, init_distributed, resolve_env
+from util.errors import exit_on_user_error
+from util.write_gate import write_json
 
 
 class AlwaysGrouped(DistEnv):
@@ -68,6 +69,7 @@ def probe(env: DistEnv) -> dict[str, Any]:
     return result
 
 
+@exit_on_user_error
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("result", type=Path, help="JSON file rank 0 writes")
@@ -76,7 +78,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     env = resolve_env(TrainConfig.from_namespace(train_args(["--device", args.device])))
     result = probe(env)
     if env.is_main:
-        args.result.write_text(json.dumps(result, indent=1) + "\n")
+        write_json(args.result, result, "RESULT.json")
     print(f"rank {env.rank}: {result['backend']} process group on {env.device}, all_reduce {'ok' if result['all_reduce_ok'] else 'WRONG'}")
     return 0 if result["all_reduce_ok"] else 1
 

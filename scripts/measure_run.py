@@ -3,16 +3,16 @@
     python -m scripts.measure_run RESULT.json SCRIPT [ARGS...]
 
 The script runs in this process, exactly as ``python SCRIPT ARGS...`` would run it; at its
-end (whatever the exit) RESULT.json receives its exit code, its wall time, its peak resident
-memory, its peak CUDA memory (allocated and reserved, when it used CUDA) and the scale of every
-``GradScaler`` update (float16 loss scaling: the scale after each optimiser step). Under
+end (whatever the exit) RESULT.json receives, through the write gate, its exit code, its wall
+time, its peak resident memory, its peak CUDA memory (allocated and reserved, when it used
+CUDA) and the scale of every ``GradScaler`` update (float16 loss scaling: the scale after
+each optimiser step). Under
 ``torchrun`` each rank writes ``RESULT.rank<N>.json``. ``scripts/gpu_check.py`` measures
 ``train.py`` and ``eval_davis.py`` through it (docs/GPU_CHECK.md).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import runpy
@@ -21,6 +21,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
+
+from util.errors import exit_on_user_error
+from util.write_gate import write_json
 
 USAGE = "usage: python -m scripts.measure_run RESULT.json SCRIPT [ARGS...]"
 
@@ -87,6 +90,7 @@ def run(script: str, args: list[str]) -> tuple[int, list[float]]:
     return code, scales
 
 
+@exit_on_user_error
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] in (["-h"], ["--help"]):
@@ -109,7 +113,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             "scaler_scales": scales,
             **(cuda_peaks() or {}),
         }
-        out.write_text(json.dumps(record, indent=1) + "\n")
+        write_json(out, record, "RESULT.json")
     return code
 
 

@@ -84,7 +84,10 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("scripts/evidence_synthvos.py", "copy_first_davis", "shutil.copyfile"): "a baseline's masks in the script's work folder",
     # -- the comparison with the official code: its work folder (a temporary folder unless --work_dir)
     ("evaluation/official.py", "copy_official", "open-wb"): "the official code's archive in the comparison's work folder",
-    ("evaluation/official.py", "copy_official", "extractall"): "the official code into the comparison's work folder",
+    ("evaluation/official.py", "extract_python_files", "extractall"): (
+        "the .py regular files of the official code's tar (its 'data' filter where Python has it) into the comparison's "
+        "<work>/official_copy, a fixed sub-folder compare() removes and makes anew"
+    ),
     ("evaluation/official.py", "copy_official", "Path.unlink"): "that archive, once extracted",
     ("evaluation/official.py", "copy_official", "shutil.copy2"): "the official code into the comparison's work folder",
     ("evaluation/official.py", "patch_official", "Path.write_text"): "patches that copy of the official code",
