@@ -7,8 +7,8 @@ weights are 21.5 MiB, so ``scripts/gpu_check.py`` splits them (:func:`split_file
 ``<name>.part0``, ``<name>.part1``... beside a manifest ``<stem>.json`` that holds the size and
 SHA-256 of each part and of the whole. This joins the parts found beside the manifest, checks
 each part and the whole against the manifest, and writes the file (default: the manifest's
-file name beside it) under a temporary name, renamed once complete. An existing file is never
-replaced (docs/GPU_CHECK.md).
+file name beside it) through the write gate: under a temporary name, renamed once complete.
+An existing file is never replaced (docs/GPU_CHECK.md).
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
 from util.errors import UserError, exit_on_user_error
+from util.write_gate import make_folder, write_bytes, write_json, writing
 
 CHUNK = 1 << 20
 MAX_MANIFEST_BYTES = 1 << 20
@@ -36,22 +36,21 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def split_file(source: Path, folder: Path, part_bytes: int, extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+def split_file(source: Path, folder: Path, part_bytes: int, extra: Optional[dict[str, Any]] = None,
+               flag: str = "--out") -> dict[str, Any]:
     """Write ``source`` as parts of at most ``part_bytes`` into ``folder`` and the manifest last; returns the manifest.
 
-    Each part is written under a temporary name and renamed; the manifest, renamed last, names
-    the parts of the file it describes, so a reader that checks the checksums never joins parts
-    of two different files."""
-    folder.mkdir(parents=True, exist_ok=True)
+    Each part and the manifest go through the write gate (written under a temporary name and
+    renamed; an existing file is replaced only when this project wrote it). The manifest,
+    renamed last, names the parts of the file it describes, so a reader that checks the
+    checksums never joins parts of two different files."""
+    make_folder(folder, flag)
     name = source.name
     parts = []
     with open(source, "rb") as f:
         index = 0
         while block := f.read(part_bytes):
-            part = folder / f"{name}.part{index}"
-            tmp = folder / f".{part.name}.tmp"
-            tmp.write_bytes(block)
-            os.replace(tmp, part)
+            part = write_bytes(folder / f"{name}.part{index}", block, flag, inputs=[source])
             parts.append({"name": part.name, "size": len(block), "sha256": hashlib.sha256(block).hexdigest()})
             index += 1
     manifest = {
@@ -62,10 +61,7 @@ def split_file(source: Path, folder: Path, part_bytes: int, extra: Optional[dict
         "parts": parts,
         **(extra or {}),
     }
-    path = folder / f"{Path(name).stem}.json"
-    tmp = folder / f".{path.name}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_json(folder / f"{Path(name).stem}.json", manifest, flag, inputs=[source])
     return manifest
 
 
@@ -112,31 +108,18 @@ def join(manifest_path: Path, out: Optional[Path] = None) -> tuple[Path, bool]:
         if target.is_file() and target.stat().st_size == manifest["size"] and sha256_of(target) == manifest["sha256"]:
             return target, False
         raise UserError(f"{target}: exists and is not this file; choose another --out")
-    for part in manifest["parts"]:
-        check_part(folder / part["name"], part)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        joined = open(tmp, "xb")  # never over a file of someone else's
-    except FileExistsError:
-        raise UserError(f"{tmp}: exists; move it and rerun") from None
-    except OSError as e:
-        raise UserError(f"{target}: cannot write ({e.strerror or e}); choose another --out") from None
+    parts = [folder / part["name"] for part in manifest["parts"]]
+    for path, part in zip(parts, manifest["parts"]):
+        check_part(path, part)
     digest = hashlib.sha256()
-    try:
-        with joined:
-            for part in manifest["parts"]:
-                with open(folder / part["name"], "rb") as f:
-                    while block := f.read(CHUNK):
-                        digest.update(block)
-                        joined.write(block)
-        if digest.hexdigest() != manifest["sha256"]:
+    with writing(target, "--out", inputs=[manifest_path, *parts]) as tmp, open(tmp, "xb") as joined:
+        for path in parts:
+            with open(path, "rb") as f:
+                while block := f.read(CHUNK):
+                    digest.update(block)
+                    joined.write(block)
+        if digest.hexdigest() != manifest["sha256"]:  # raised inside: the temporary file is removed
             raise UserError(f"{manifest_path}: the joined parts' SHA-256 differs from the manifest's; fetch the parts again")
-        os.replace(tmp, target)
-    except OSError as e:
-        raise UserError(f"{target}: cannot write ({e.strerror or e}); choose another --out") from None
-    finally:
-        tmp.unlink(missing_ok=True)  # ours (created above); gone once renamed
     return target, True
 
 

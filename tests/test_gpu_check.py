@@ -15,6 +15,8 @@ import pytest
 import torch
 
 from scripts import gpu_check, join_parts, measure_run
+from util.errors import UserError
+from util.write_gate import RECORD_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = "qdmn_gpu_check_probe"
@@ -139,7 +141,14 @@ def test_weights_split_into_parts_join_back_with_their_checksums(tmp_path, capsy
     back = tmp_path / "back"
     manifest = join_parts.split_file(source, back, 2 * 2**20, {"iteration": 7})
     assert [p["size"] for p in manifest["parts"]] == [2 * 2**20, 2 * 2**20, 2**20 + 123] and manifest["iteration"] == 7
-    assert sorted(p.name for p in back.iterdir()) == ["w.json", "w.pth.part0", "w.pth.part1", "w.pth.part2"]
+    assert sorted(p.name for p in back.iterdir()) == [RECORD_NAME, "w.json", "w.pth.part0", "w.pth.part1", "w.pth.part2"]
+    assert join_parts.split_file(source, back, 2 * 2**20, {"iteration": 8})["iteration"] == 8  # its own parts: replaced
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "w.pth.part1").write_bytes(b"mine")
+    with pytest.raises(UserError, match="was not written by this project"):
+        join_parts.split_file(source, mine, 2 * 2**20)
+    assert (mine / "w.pth.part1").read_bytes() == b"mine" and not (mine / "w.json").exists()
     assert join_parts.main([str(back / "w.json"), "--out", str(tmp_path / "joined.pth")]) == 0
     assert (tmp_path / "joined.pth").read_bytes() == data
     assert f"SHA-256 {hashlib.sha256(data).hexdigest()} checked" in capsys.readouterr().out
