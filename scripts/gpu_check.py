@@ -39,13 +39,14 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import IO, Any, Optional
 
 from scripts.join_parts import split_file
 from util.errors import UserError, exit_on_user_error
+from util.write_gate import RECORD_NAME, make_folder, protect_inputs, remove, write_text, writing, written_by_project
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("env", "train", "eval", "demo")
@@ -123,7 +124,12 @@ class Job:
     cmd: list[str]
     log: Path
     proc: subprocess.Popen
+    log_open: contextlib.ExitStack  # the log's write through the gate, published by finish()
     started: float = field(default_factory=time.monotonic)
+
+    def finish(self) -> None:
+        """Publish the log under its name (once the command ended: the record holds what it wrote)."""
+        self.log_open.close()
 
     def stop(self, grace: float) -> None:
         """SIGTERM to its whole group (train.py saves a checkpoint), SIGKILL after ``grace`` seconds."""
@@ -159,7 +165,9 @@ class Check:
             "stages": {},
             "checks": {},
         }
-        (work / "logs").mkdir(parents=True, exist_ok=True)
+        self.log_lines: list[str] = []
+        self.log_bytes = 0
+        make_folder(work / "logs", "--work")
 
     # ------------------------------------------------------------------ time
     def left(self, deadline: Optional[float] = None) -> float:
@@ -171,17 +179,18 @@ class Check:
 
     # ------------------------------------------------------------------ output
     def log(self, text: str) -> None:
+        """Print ``text`` and add it to the log, rewritten whole through the gate (complete at every moment)."""
         print(text, flush=True)
-        path = self.out / LOG
-        size = path.stat().st_size if path.exists() else 0
-        if size < MAX_LOG_BYTES:
-            with open(path, "a") as f:
-                f.write(text.rstrip("\n") + "\n")
+        if self.log_bytes < MAX_LOG_BYTES:
+            line = text.rstrip("\n") + "\n"
+            self.log_lines.append(line)
+            self.log_bytes += len(line.encode())
+            write_text(self.out / LOG, "".join(self.log_lines), "--out")
 
-    def save(self) -> None:
+    def write_results(self) -> None:
         self.results["elapsed_s"] = round(time.monotonic() - self.start, 1)
-        write_atomic(self.out / RESULTS_JSON, json.dumps(self.results, indent=1, default=str) + "\n")
-        write_atomic(self.out / RESULTS_MD, markdown(self.results))
+        write_text(self.out / RESULTS_JSON, json.dumps(self.results, indent=1, default=str) + "\n", "--out")
+        write_text(self.out / RESULTS_MD, markdown(self.results), "--out")
 
     def check(self, name: str, passed: Optional[bool], value: Any, target: str) -> None:
         """A pass/fail line of the summary (``passed`` None: not measurable here, e.g. on the CPU)."""
@@ -201,10 +210,11 @@ class Check:
         cwd.mkdir(parents=True, exist_ok=True)
         if nice and shutil.which("nice"):
             cmd = ["nice", "-n", "10", *cmd]
-        with open(log, "w") as f:
+        with contextlib.ExitStack() as log_open:
+            f = log_open.enter_context(job_log(log))
             # its own process group (to stop it with its workers), in this session (it ends with the caller's)
             proc = subprocess.Popen(cmd, cwd=cwd, env=env or self.env(), stdout=f, stderr=subprocess.STDOUT, preexec_fn=os.setpgrp)
-        job = Job(name, cmd, log, proc)
+            job = Job(name, cmd, log, proc, log_open.pop_all())
         self.jobs.append(job)
         self.log(f"[{name}] started: {shlex.join(cmd)}")
         return job
@@ -217,6 +227,7 @@ class Check:
         except subprocess.TimeoutExpired:
             status = "timeout"
             job.stop(grace)
+        job.finish()
         code = job.proc.returncode
         if status == "ok" and code != 0:
             status = "failed"
@@ -233,6 +244,7 @@ class Check:
         for job in self.jobs:
             if job.proc.poll() is None:
                 job.stop(5.0)
+            job.finish()
 
 
 def git_commit() -> str:
@@ -246,10 +258,11 @@ def git_commit() -> str:
     return proc.stdout.strip() + (" (uncommitted changes)" if dirty.stdout.strip() else "")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+@contextlib.contextmanager
+def job_log(path: Path) -> Iterator[IO[str]]:
+    """A command's log through the gate: under a temporary name while the command runs, then renamed to ``path``."""
+    with writing(path, "--work") as tmp, open(tmp, "x") as f:
+        yield f
 
 
 def python(*args: str) -> list[str]:
@@ -282,7 +295,7 @@ def run_stage(check: Check, name: str, body: Callable[[Check, dict[str, Any], fl
     record["timebox_s"] = round(box_s, 1)
     if box_s < 5:
         record["status"] = "skipped (no time left in the budget)"
-        check.save()
+        check.write_results()
         return
     check.log(f"== stage {name}: time box {box_s:.0f} s")
     start = time.monotonic()
@@ -295,7 +308,7 @@ def run_stage(check: Check, name: str, body: Callable[[Check, dict[str, Any], fl
     record["seconds"] = round(time.monotonic() - start, 1)
     record["status"] = stage_status(record)
     check.log(f"== stage {name}: {record['status']} after {record['seconds']} s")
-    check.save()
+    check.write_results()
 
 
 def stage_status(record: dict[str, Any]) -> str:
@@ -551,7 +564,7 @@ def stage_train(check: Check, record: dict[str, Any], deadline: float, jobs: dic
             run = check.run(f"train_{name}", cmd, deadline, cwd=base / name)
             fields = {**parse_training(run["output"]), **memory_fields(check, read_json(result_file))}
             measurements[name] = keep(record, f"train_{name}", run, iterations=p.iterations, **fields)
-            check.save()
+            check.write_results()
     good = [m for m in measurements.values() if m["status"] == "ok" and m["losses_finite"]]
     check.check(
         f"training on {check.device} (lite/official, float32/--amp)",
@@ -698,7 +711,7 @@ def subset_root(source: Path, dest: Path, count: int) -> list[str]:
             (folder / name).symlink_to(trainval / kind / "480p" / name)
     sets = dest / "2017" / "trainval" / "ImageSets" / "2017"
     sets.mkdir(parents=True, exist_ok=True)
-    (sets / "val.txt").write_text("".join(f"{n}\n" for n in names))
+    write_text(sets / "val.txt", "".join(f"{n}\n" for n in names), "--work")
     return names
 
 
@@ -779,7 +792,7 @@ def stage_eval(check: Check, record: dict[str, Any], deadline: float, jobs: dict
             environment=env or None,
             **eval_record(check, read_json(result_file), read_json(stats_file)),
         )
-        check.save()
+        check.write_results()
     agreement = {}
     for name in ("fp32", "amp", "fp32_no_tf32"):
         if name in runs and runs[name]["status"] == "ok" and runs["cpu_reference"]["status"] == "ok":
@@ -956,7 +969,7 @@ def export_demo(check: Check, record: dict[str, Any], iteration: int, source: Pa
     record["exports"].append({"iteration": iteration, "elapsed_s": extra["elapsed_s"], "sha256": manifest["sha256"]})
     record["weights"] = {k: v for k, v in manifest.items() if k != "format"}
     check.log(f"[demo] iteration {iteration} exported: {DEMO_FILE} in {len(manifest['parts'])} parts, SHA-256 {manifest['sha256']}")
-    check.save()
+    check.write_results()
 
 
 def stage_demo(check: Check, record: dict[str, Any], deadline: float, jobs: dict[str, Job]) -> None:
@@ -1197,21 +1210,26 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
 
 
 OUR_FILES = re.compile(
-    rf"^\.?({re.escape(RESULTS_JSON)}|{re.escape(RESULTS_MD)}|{re.escape(LOG)}|"
-    rf"{re.escape(DEMO_FILE)}\.part\d+|{re.escape(Path(DEMO_FILE).stem)}\.json)(\.tmp)?$"
+    rf"^({re.escape(RESULTS_JSON)}|{re.escape(RESULTS_MD)}|{re.escape(LOG)}|"
+    rf"{re.escape(DEMO_FILE)}\.part\d+|{re.escape(Path(DEMO_FILE).stem)}\.json)$"
 )
 
 
 def prepare_out(out: Path) -> None:
-    """The output folder: new, empty, or holding only this script's files (which a new run replaces)."""
+    """The output folder: new, empty, or holding only this script's files (which a new run removes).
+
+    A file is this script's when it has one of its names and the folder's write record shows
+    this project wrote it, unchanged since (util/write_gate.py); anything else stops the run."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: not a folder; --out takes a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    foreign = [p.name for p in out.iterdir() if not OUR_FILES.match(p.name)]
+    make_folder(out, "--out")
+    names = sorted(p.name for p in out.iterdir() if p.name != RECORD_NAME)
+    ours = [n for n in names if OUR_FILES.match(n) and written_by_project(out / n)]
+    foreign = [n for n in names if n not in ours]
     if foreign:
-        raise UserError(f"{out}: holds files this script did not write ({', '.join(sorted(foreign)[:3])}); choose an empty --out")
-    for path in out.iterdir():
-        path.unlink()
+        raise UserError(f"{out}: holds files this script did not write ({', '.join(foreign[:3])}); choose an empty --out")
+    for name in ours:
+        remove(out / name, "--out")
 
 
 def stop_on_signal(signum: int, frame: Any) -> None:
@@ -1221,6 +1239,7 @@ def stop_on_signal(signum: int, frame: Any) -> None:
 @exit_on_user_error
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
+    protect_inputs([p for p in (args.demo_init if "demo" in args.stages else None, args.wheels, args.official_repo) if p])
     if args.demo_init and "demo" in args.stages and not Path(args.demo_init).is_file():
         raise UserError(f"{args.demo_init}: weights not found; check --demo_init")
     if args.work is not None and args.work.exists() and (not args.work.is_dir() or any(args.work.iterdir())):
@@ -1245,7 +1264,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             run_stage(check, name, bodies[name])
     finally:
         check.stop_all()
-        check.save()
+        check.write_results()
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     failed = [c for c, v in check.results["checks"].items() if v["passed"] is False]

@@ -16,7 +16,7 @@ import torch
 
 from scripts import gpu_check, join_parts, measure_run
 from util.errors import UserError
-from util.write_gate import RECORD_NAME
+from util.write_gate import RECORD_NAME, write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = "qdmn_gpu_check_probe"
@@ -53,7 +53,7 @@ def test_dry_run_of_the_environment_stage(tmp_path):
     out, work = tmp_path / "out", tmp_path / "work"
     proc = run_check(out, work, "--stages", "env", "--wheels", str(wheels), "--official_repo", "")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert sorted(p.name for p in out.iterdir()) == ["gpu_check.json", "gpu_check.log", "gpu_check.md"]
+    assert sorted(p.name for p in out.iterdir()) == [RECORD_NAME, "gpu_check.json", "gpu_check.log", "gpu_check.md"]
     results = json.loads((out / "gpu_check.json").read_text())
     assert results["format"] == "qdmn-gpu-check" and results["device"] == "cpu" and results["tiny"] is True
     env = results["stages"]["env"]
@@ -106,6 +106,9 @@ def test_a_stage_that_fails_or_runs_out_of_time_is_recorded_and_the_next_one_run
     assert stages["train"]["status"] == "failed" and stages["train"]["error"] == "RuntimeError: no data"
     assert stages["eval"]["status"] == "ok" and stages["eval"]["runs"]["hello"]["exit_code"] == 0
     assert "| env | timeout |" in (tmp_path / "out" / "gpu_check.md").read_text()
+    logs = tmp_path / "work" / "logs"  # published under their names once the commands ended, the stopped one too
+    assert sorted(p.name for p in logs.iterdir()) == [RECORD_NAME, "hello.log", "sleep.log"]
+    assert (logs / "hello.log").read_text() == "hello\n"
 
 
 def test_parse_training_reads_losses_times_and_precision():
@@ -132,6 +135,18 @@ def test_the_output_folder_must_hold_only_this_scripts_files(tmp_path, capsys):
         f"error: {out}: holds files this script did not write (notes.txt); choose an empty --out"
     ]
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_new_run_removes_only_the_files_its_record_shows_it_wrote(tmp_path):
+    out = tmp_path / "out"
+    write_text(out / "gpu_check.json", "{}")  # an earlier run's, recorded
+    write_text(out / "qdmn_lite_gpu.pth.part3", "x")
+    gpu_check.prepare_out(out)
+    assert sorted(p.name for p in out.iterdir()) == [RECORD_NAME]
+    (out / "gpu_check.md").write_text("the user's, with this script's name")
+    with pytest.raises(UserError, match=r"holds files this script did not write \(gpu_check.md\)"):
+        gpu_check.prepare_out(out)
+    assert (out / "gpu_check.md").read_text() == "the user's, with this script's name"
 
 
 def test_weights_split_into_parts_join_back_with_their_checksums(tmp_path, capsys):
@@ -220,8 +235,9 @@ def test_full_dry_run(tmp_path):
     bad = {k: (v["status"], v.get("error")) for k, v in results["stages"].items() if v["status"] != "ok"}
     assert proc.returncode == 0 and not bad, f"{bad}\n{proc.stdout[-4000:]}"
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["gpu_check.json", "gpu_check.md", "gpu_check.log", "qdmn_lite_gpu.json", "qdmn_lite_gpu.pth.part0", "qdmn_lite_gpu.pth.part1"]
-    )
+        [RECORD_NAME, "gpu_check.json", "gpu_check.md", "gpu_check.log", "qdmn_lite_gpu.json", "qdmn_lite_gpu.pth.part0",
+         "qdmn_lite_gpu.pth.part1"]
+    )  # fmt: skip
     train = results["stages"]["train"]
     for name in ("lite_fp32", "lite_amp", "official_fp32", "official_amp"):
         run = train["runs"][f"train_{name}"]

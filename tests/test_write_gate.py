@@ -94,6 +94,8 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("scripts/compare_official.py", "run", "open-w"): "a run's log in the work folder",
     ("scripts/compare_official.py", "compare", "shutil.rmtree"): "the work folder's fixed sub-folders of an earlier comparison",
     ("scripts/compare_official.py", "compare", "Path.write_text"): "the official run's sitecustomize shim in the work folder",
+    # -- the prepared GPU run
+    ("scripts/gpu_check.py", "main", "shutil.rmtree"): "the run's own tempfile.mkdtemp folder (data, checkpoints, logs); never --work",
 }
 
 
