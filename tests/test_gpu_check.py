@@ -1,5 +1,6 @@
-"""scripts/gpu_check.py, the prepared GPU run, on the CPU: its dry run, its stages' bookkeeping, the parts of the
-returned weights (scripts/join_parts.py) and the measuring wrapper (scripts/measure_run.py). docs/GPU_CHECK.md."""
+"""scripts/gpu_check.py (its modules in scripts/gpu/), the prepared GPU run, on the CPU: its dry run, its stages'
+bookkeeping, the parts of the returned weights (scripts/join_parts.py) and the measuring wrapper (scripts/measure_run.py).
+docs/GPU_CHECK.md."""
 
 import argparse
 import hashlib
@@ -15,6 +16,7 @@ import pytest
 import torch
 
 from scripts import gpu_check, join_parts, measure_run
+from scripts.gpu import profiles, runner, stage_train
 from util.errors import UserError
 from util.write_gate import RECORD_NAME, write_text
 
@@ -78,28 +80,28 @@ def test_dry_run_of_the_environment_stage(tmp_path):
     assert "[help_eval_davis] ok" in (out / "gpu_check.log").read_text()
 
 
-def check_for(tmp_path: Path, **overrides) -> gpu_check.Check:
-    args = argparse.Namespace(device="cpu", tiny=True, budget=60, compile=False, argv=[], stages=list(gpu_check.STAGES), **overrides)
+def check_for(tmp_path: Path, **overrides) -> runner.Check:
+    args = argparse.Namespace(device="cpu", tiny=True, budget=60, compile=False, argv=[], stages=list(profiles.STAGES), **overrides)
     (tmp_path / "out").mkdir(exist_ok=True)
-    return gpu_check.Check(args, gpu_check.TINY, tmp_path / "out", tmp_path / "work")
+    return runner.Check(args, profiles.TINY, tmp_path / "out", tmp_path / "work")
 
 
 def test_a_stage_that_fails_or_runs_out_of_time_is_recorded_and_the_next_one_runs(tmp_path):
     check = check_for(tmp_path)
-    check.profile = gpu_check.Profile(**{**vars(gpu_check.TINY), "timeboxes": {"env": 6, "train": 30, "eval": 30}})
+    check.profile = profiles.Profile(**{**vars(profiles.TINY), "timeboxes": {"env": 6, "train": 30, "eval": 30}})
 
     def sleeps(c, record, deadline):
-        gpu_check.keep(record, "sleep", c.run("sleep", [sys.executable, "-c", "import time; time.sleep(60)"], deadline, grace=1))
+        runner.keep(record, "sleep", c.run("sleep", [sys.executable, "-c", "import time; time.sleep(60)"], deadline, grace=1))
 
     def fails(c, record, deadline):
         raise RuntimeError("no data")
 
     def works(c, record, deadline):
-        gpu_check.keep(record, "hello", c.run("hello", [sys.executable, "-c", "print('hello')"], deadline))
+        runner.keep(record, "hello", c.run("hello", [sys.executable, "-c", "print('hello')"], deadline))
 
     start = time.monotonic()
     for name, body in (("env", sleeps), ("train", fails), ("eval", works)):
-        gpu_check.run_stage(check, name, body)
+        runner.run_stage(check, name, body)
     assert time.monotonic() - start < 20  # the sleeping command was stopped at its time box
     stages = json.loads((tmp_path / "out" / "gpu_check.json").read_text())["stages"]
     assert stages["env"]["status"] == "timeout" and stages["env"]["runs"]["sleep"]["status"] == "timeout"
@@ -117,11 +119,11 @@ def test_parse_training_reads_losses_times_and_precision():
         + [f"x - It {i:6d} [TRAIN] [total_loss   ]: {1.0 / i:.7f}\nx - It {i:6d} [TRAIN] [time         ]: {t}"
            for i, t in ((1, 9.0), (2, 0.5), (3, 0.5), (4, 0.25), (5, 0.25), (6, 0.25))]
     )  # fmt: skip
-    fields = gpu_check.parse_training(output)
+    fields = stage_train.parse_training(output)
     assert fields["precision"] == "float16 + GradScaler" and fields["memory_format"] == "channels_last"
     assert fields["loss_first"] == 1.0 and fields["loss_last"] == pytest.approx(1 / 6, abs=1e-6) and fields["losses_finite"]
     assert fields["timed_iterations"] == 4 and fields["its_per_s"] == 4.0  # the first 2 (of 6) iterations are warm-up
-    assert gpu_check.parse_training("warning: --amp ignored: ...")["precision"].startswith("float32 (--amp ignored")
+    assert stage_train.parse_training("warning: --amp ignored: ...")["precision"].startswith("float32 (--amp ignored")
 
 
 def test_the_output_folder_must_hold_only_this_scripts_files(tmp_path, capsys):
