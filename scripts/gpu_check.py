@@ -45,7 +45,7 @@ from scripts.gpu.stage_env import stage_env  # noqa: E402
 from scripts.gpu.stage_eval import stage_eval  # noqa: E402
 from scripts.gpu.stage_train import stage_train  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
-from util.write_gate import RECORD_NAME, make_folder, protect_inputs, remove, written_by_project  # noqa: E402
+from util.write_gate import RECORD_NAME, check_not_input, make_folder, protect_inputs, remove, written_by_project  # noqa: E402
 
 SHIPPED = ROOT / "saves" / "qdmn_lite_synth.pth"
 PART_BYTES = 15 * 2**20  # a file that comes back from the GPU machine is at most 16 MiB
@@ -119,6 +119,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         raise UserError(f"{args.demo_init}: weights not found; check --demo_init")
     if args.work is not None and args.work.exists() and (not args.work.is_dir() or any(args.work.iterdir())):
         raise UserError(f"{args.work}: not an empty folder; --work takes a new or empty folder")
+    if args.work is not None:
+        check_not_input(args.work, "--work")
     prepare_out(args.out)
     work = args.work or Path(tempfile.mkdtemp(prefix="qdmn_gpu_check_"))
     check = Check(args, TINY if args.tiny else FULL, args.out, work)

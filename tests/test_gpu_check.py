@@ -151,6 +151,20 @@ def test_a_new_run_removes_only_the_files_its_record_shows_it_wrote(tmp_path):
     assert (out / "gpu_check.md").read_text() == "the user's, with this script's name"
 
 
+def test_a_work_folder_inside_an_input_is_refused_before_the_outputs_are_touched(tmp_path, capsys):
+    out, wheels = tmp_path / "out", tmp_path / "wheels"
+    wheels.mkdir()
+    write_text(out / "gpu_check.json", "{}")  # an earlier run's
+    with pytest.raises(SystemExit) as exit_info:
+        gpu_check.main(["--device", "cpu", "--tiny", "--out", str(out), "--stages", "env", "--wheels", str(wheels),
+                        "--work", str(wheels / "work")])  # fmt: skip
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --work {wheels / 'work'} lies inside the input {wheels}; choose another --work, apart from the inputs"
+    )
+    assert (out / "gpu_check.json").read_text() == "{}" and not (wheels / "work").exists()
+
+
 def test_weights_split_into_parts_join_back_with_their_checksums(tmp_path, capsys):
     source = tmp_path / "w.pth"
     data = os.urandom(5 * 2**20 + 123)
