@@ -29,7 +29,7 @@ INFERENCE_PARTS = ("rgb_encoder", "mask_rgb_encoder", "aspp", "decoder", "score"
 CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 # Frame sizes x object counts one process may compile each part for (dynamo's default of 8 is few for YouTube-VOS).
 RECOMPILE_LIMIT = 64
-BACKEND: Any = "inductor"  # torch.compile's backend (tests replace it with one that fails)
+BACKEND: Any = "inductor"  # torch.compile's backend
 REASON_LENGTH = 160
 # Logged by torch when it looks for CUDA while compiling on a machine without it: not our run's business.
 QUIET_LOGGERS = ("torch.utils.cpp_extension",)
@@ -85,6 +85,11 @@ def short_reason(error: BaseException) -> str:
     return text if len(text) <= REASON_LENGTH else text[: REASON_LENGTH - 1] + "…"
 
 
+def compile_function(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``torch.compile`` of ``fn`` for fixed shapes (tests replace this function or :data:`BACKEND`)."""
+    return torch.compile(fn, dynamic=False, backend=BACKEND)
+
+
 class LazyCompiled:
     """``eager`` compiled at its first call; after a compilation error, ``eager`` itself (one warning line).
 
@@ -95,7 +100,7 @@ class LazyCompiled:
         self.name = name
         self.eager = eager
         self.record = record
-        self.compiled = compiled if compiled is not None else torch.compile(eager, dynamic=False, backend=BACKEND)
+        self.compiled = compiled if compiled is not None else compile_function(eager)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.compiled is None:
