@@ -27,7 +27,7 @@ import model.compile as compiling
 from datasets.synthetic import VideoSpec, render_video, write_davis2017
 from engine.core import InferenceCore
 from evaluation.propagation import prepare_network
-from model.checkpoint import atomic_save, safe_load, weights_payload
+from model.checkpoint import atomic_save, load_weights, safe_load, weights_payload
 from model.config import LITE
 from model.memory_policy import MemoryConfig
 from model.model import QDMNTrainer
@@ -223,24 +223,42 @@ def propagate(network: QDMN, images, first: np.ndarray, amp: bool) -> tuple[list
     return labels, core.decisions
 
 
+def demo_network() -> QDMN:
+    """The demonstration model (lite, trained on SynthVOS): bfloat16 keeps its masks (99.95 % of the float32 pixels)."""
+    state, config = load_weights(ROOT / "saves" / "qdmn_lite_synth.pth")
+    network = QDMN(config)
+    network.load_state_dict({k: v.float() for k, v in state.items()})
+    return network.eval()
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("amp", [False, True], ids=["float32", "bfloat16"])
-def test_compiled_masks_and_memory_decisions_equal_eager(amp, real_compiler):
-    """At least 99.9 % of the pixels and the same memory decisions; bfloat16 as ``--amp --force_amp`` runs it."""
+@pytest.mark.parametrize(
+    "make, amp, min_agreement",
+    [(confident_network, False, 0.999), (confident_network, True, None), (demo_network, True, 0.999)],
+    ids=["float32", "bfloat16-decisions", "bfloat16-demo_model"],
+)
+def test_compiled_masks_and_memory_decisions_equal_eager(make, amp, min_agreement, real_compiler):
+    """The same memory decisions and at least 99.9 % of the pixels; bfloat16 as ``--amp --force_amp`` runs it.
+
+    In bfloat16 the confident random network is chaotic: eager bfloat16 itself keeps only 82 % of its eager float32
+    pixels on this video (compiled bfloat16: 85 %), so its pixels are compared on the trained demonstration model, where
+    eager bfloat16 keeps 99.95 % of float32's; its memory decisions are compared all the same.
+    """
     torch.set_num_threads(1)
     images, ids = render_video(np.random.default_rng(11), VideoSpec(12, 64, 96, 2))
     device = torch.device("cpu")
-    eager = prepare_network(confident_network(), device, official_kernels=False, amp=amp)
-    compiled = prepare_network(confident_network(), device, official_kernels=False, amp=amp, compile=True)
+    eager = prepare_network(make(), device, official_kernels=False, amp=amp)
+    compiled = prepare_network(make(), device, official_kernels=False, amp=amp, compile=True)
     eager_labels, eager_decisions = propagate(eager, images, ids[0], amp)
     labels, decisions = propagate(compiled, images, ids[0], amp)
     record = compiling.compile_record(compiled)
     assert record is not None and not record.eager and record.graphs >= len(compiling.INFERENCE_PARTS) and record.seconds > 0
     assert any(d.evicted is not None for _, d in eager_decisions), "the video should evict memory frames"
     assert [(f, d.admitted, d.evicted) for f, d in decisions] == [(f, d.admitted, d.evicted) for f, d in eager_decisions]
-    agreement = np.mean([np.mean(a == b) for a, b in zip(labels, eager_labels)])
-    assert agreement >= 0.999, agreement
     assert np.mean(eager_labels[-1] != 0) > 0.05  # the objects are still there: the agreement is not about background
+    if min_agreement is not None:
+        agreement = np.mean([np.mean(a == b) for a, b in zip(labels, eager_labels)])
+        assert agreement >= min_agreement, agreement
 
 
 def tiny_batch(seed: int = 1) -> dict[str, torch.Tensor]:
