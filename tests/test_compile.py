@@ -252,7 +252,9 @@ def test_compiled_masks_and_memory_decisions_equal_eager(make, amp, min_agreemen
     eager_labels, eager_decisions = propagate(eager, images, ids[0], amp)
     labels, decisions = propagate(compiled, images, ids[0], amp)
     record = compiling.compile_record(compiled)
-    assert record is not None and not record.eager and record.graphs >= len(compiling.INFERENCE_PARTS) and record.seconds > 0
+    # graphs compiled in this process for an earlier network of the same shapes are reused: none may be new here
+    assert record is not None and not record.eager
+    assert all(compiled.get_submodule(p).forward.compiled is not None for p in compiling.INFERENCE_PARTS)
     assert any(d.evicted is not None for _, d in eager_decisions), "the video should evict memory frames"
     assert [(f, d.admitted, d.evicted) for f, d in decisions] == [(f, d.admitted, d.evicted) for f, d in eager_decisions]
     assert np.mean(eager_labels[-1] != 0) > 0.05  # the objects are still there: the agreement is not about background
