@@ -250,7 +250,8 @@ class App:
             return error_line(e, session)
         return "Mask taken from the painting. Press Run."
 
-    def settings(self, model: str, amp: bool, mem_freq: float, threshold: float, capacity: float, top_k: float) -> RunSettings:
+    def settings(self, model: str, amp: bool, mem_freq: float, threshold: float, capacity: float, top_k: float,
+                 compile: bool = False) -> RunSettings:
         if model not in self.models:  # a name from the page, never a path
             raise UserError(f"{model}: not one of the models in saves/; choose one from the list")
         numbers = {"memory gap": mem_freq, "top-k": top_k}
@@ -259,16 +260,16 @@ class App:
                 raise UserError(f"{what} must be at least 1")
         if capacity is None or capacity < 0 or threshold is None:
             raise UserError("capacity must be 0 or more, and the threshold a number")
-        return RunSettings(self.models[model], bool(amp), int(mem_freq), float(threshold), int(capacity), int(top_k),
+        return RunSettings(self.models[model], bool(amp), bool(compile), int(mem_freq), float(threshold), int(capacity), int(top_k),
                            self.args.threads, self.args.device)
 
     def on_run(self, model: str, amp: bool, mem_freq: float, threshold: float, capacity: float,
-               top_k: float, request: gr.Request):
+               top_k: float, compile: bool, request: gr.Request):
         """A generator: progress while the run goes on, then the outputs (or one error line)."""
         session = self.session(request)
         nothing = (None, None, None, None, None)
         try:
-            settings = self.settings(model, amp, mem_freq, threshold, capacity, top_k)
+            settings = self.settings(model, amp, mem_freq, threshold, capacity, top_k, compile)
             if not session.lock.acquire(blocking=False):
                 raise UserError("a run is already going on in this page; wait for it to finish")
         except UserError as e:
@@ -340,6 +341,7 @@ class App:
             with gr.Row():
                 model = gr.Dropdown(list(self.models), value=default_model, label="Model (saves/)", elem_id="model")
                 amp = gr.Checkbox(False, label="--amp (mixed precision)", elem_id="amp")
+                compile = gr.Checkbox(False, label="--compile (torch.compile: the first run compiles)", elem_id="compile")
             with gr.Accordion("Memory settings", open=False):
                 with gr.Row():
                     mem_freq = gr.Number(DAVIS_MEMORY.mem_freq, label="--mem_freq (minimum gap between admitted frames)", precision=0)
@@ -362,7 +364,7 @@ class App:
             mask.upload(self.on_mask, [mask], [status, mask], show_progress_on=[status])
             # the editor is sent only here: it uploads its images each time
             paint.click(self.on_paint, [editor], [status], show_progress_on=[status])
-            run.click(self.on_run, [model, amp, mem_freq, threshold, capacity, top_k],
+            run.click(self.on_run, [model, amp, mem_freq, threshold, capacity, top_k, compile],
                       [status, preview, video, gallery, plot, masks_zip], concurrency_limit=1)
             demo.unload(self.on_unload)
         return demo

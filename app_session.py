@@ -62,6 +62,7 @@ class Limits:
 class RunSettings:
     model: Path
     amp: bool = False
+    compile: bool = False  # --compile (docs/COMPILE.md): the first run compiles, later ones start from the cache
     mem_freq: int = DAVIS_MEMORY.mem_freq  # eval_generic.py's defaults
     threshold: float = DAVIS_MEMORY.threshold
     capacity: int = DAVIS_MEMORY.capacity
@@ -321,6 +322,8 @@ def eval_args(video: Path, masks: Path, output: Path, settings: RunSettings) -> 
             "--capacity", str(settings.capacity), "--top_k", str(settings.top_k)]
     if settings.amp:
         argv.append("--amp")
+    if settings.compile:
+        argv.append("--compile")
     if settings.threads is not None:
         argv += ["--threads", str(settings.threads)]
     if settings.device is not None:

@@ -15,6 +15,7 @@ import math
 import random
 import signal
 import sys
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -347,8 +348,10 @@ def train_from(opts: TrainConfig, env: DistEnv, config: ModelConfig, data: Stage
     log(f"memory format: {'channels_last' if channels_last else 'contiguous (NCHW)'}")
     trainer = QDMNTrainer(
         net, opts.lr, opts.steps, opts.gamma, env.device, env.world_size, logger, save_path, opts.debug, amp_dtype=amp,
-        channels_last=channels_last, train_bn=opts.train_bn,
+        channels_last=channels_last, train_bn=opts.train_bn, compile=opts.compile,
     )
+    if trainer.compile_record is not None:
+        log(f"--compile: the first iteration compiles the training step (cache: {trainer.compile_record.cache})")
     if opts.train_bn:
         log("batch norm learns its statistics (--train_bn)")
     start_it = 0
@@ -404,7 +407,10 @@ def train_from(opts: TrainConfig, env: DistEnv, config: ModelConfig, data: Stage
             sampler.set_start(done * opts.batch_size)
             done = 0
             for batch in make_loader(dataset, sampler, opts, env):
+                first = time.perf_counter() if trainer.compile_record is not None and it == start_it else None
                 outcome = trainer.do_pass(batch, it)
+                if first is not None:
+                    log(f"--compile: the first iteration took {time.perf_counter() - first:.1f} s (compiling)")
                 it += 1
                 nonfinite = watch.record(outcome, batch, it, env)
                 if nonfinite is not None:

@@ -61,6 +61,7 @@ def add_eval_args(
     parser.add_argument("--force_amp", action="store_true", help="with --amp: bfloat16 even on a CPU without native bfloat16 (slow)")
     parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: the CPUs this process may use)")
     parser.add_argument("--official_kernels", action="store_true", help="the official arithmetic (NCHW, dense top-k readout): slower")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the encoders, ASPP, decoder and QAM (cached on disk)")
     parser.add_argument("--stats_json", default=None, help="also write the run's summary as JSON to this file")
     parser.add_argument("--memory_policy", choices=POLICIES, default="qdmn",
                         help="qdmn (the paper); every / fifo / first_prev: baselines for comparison")

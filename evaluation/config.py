@@ -32,6 +32,7 @@ class EvalConfig:
     force_amp: bool
     threads: Optional[int]
     official_kernels: bool
+    compile: bool  # --compile: torch.compile the fixed-shape parts (model/compile.py)
     stats_json: Optional[str]
     memory_policy: str
     shard: Optional[str]  # --shard (None: torchrun's ranks, or one process)

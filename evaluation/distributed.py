@@ -175,12 +175,13 @@ class RankRecord:
     status: str  # running | done | failed: ... | stopped
     videos: int = 0
     frames: int = 0
-    seconds: float = 0.0  # inside the videos
+    seconds: float = 0.0  # inside the videos, compiling left out
     started: float = 0.0  # time.time()
     finished: float = 0.0
     peak_rss_mib: float = 0.0
     peak_cuda_mib: Optional[float] = None
     per_video: dict[str, dict] = field(default_factory=dict)  # video -> frames, seconds, admitted, evicted, peak memory frames
+    compile_seconds: float = 0.0  # --compile: seconds of the calls that compiled
 
     @classmethod
     def start(cls, plan: Plan, device: torch.device, threads: int) -> RankRecord:
@@ -217,17 +218,21 @@ def records_for_summary(output: Path, plan: Plan) -> list[RankRecord]:
 
 
 def parallel_summary(records: Sequence[RankRecord], total_videos: int) -> dict[str, object]:
-    """Totals over the processes: frames, wall time (first start to last end), throughput, and each process's line."""
+    """Totals over the processes: frames, wall time (first start to last end), compile time (the longest of one
+    process: they compile side by side), throughput over the wall time less the compile time, and each process's line."""
     frames = sum(r.frames for r in records)
     started = min((r.started for r in records), default=0.0)
     finished = max((r.finished for r in records), default=0.0)
     wall = max(0.0, finished - started)
+    compiling = max((r.compile_seconds for r in records), default=0.0)
+    working = wall - compiling
     return {
         "videos": total_videos,
         "processed_videos": sum(r.videos for r in records),
         "frames": frames,
         "wall_seconds": wall,
-        "fps": frames / wall if wall > 0 else 0.0,
+        "compile_seconds": compiling,
+        "fps": frames / working if working > 0 else 0.0,
         "processes": [{k: v for k, v in r.__dict__.items() if k != "per_video"} for r in records],
         "per_video": {name: stats for r in records for name, stats in r.per_video.items()},
     }
@@ -239,10 +244,13 @@ def print_parallel_summary(summary: dict[str, object], output: Path) -> None:
     for p in processes:
         cuda = f", peak CUDA {p['peak_cuda_mib']:.0f} MiB" if p["peak_cuda_mib"] is not None else ""
         label = f"{'shard' if p['kind'] == 'shard' else 'rank'} {p['rank']}/{p['world']}"
+        compiling = f" (+ {p['compile_seconds']:.2f} s compiling)" if p.get("compile_seconds") else ""
         print(f"{label} ({p['host']}, {p['device']}, {p['threads']} threads): {p['videos']} videos, {p['frames']} frames "
-              f"in {p['seconds']:.2f} s, peak RSS {p['peak_rss_mib']:.0f} MiB{cuda}; {p['status']}")
+              f"in {p['seconds']:.2f} s{compiling}, peak RSS {p['peak_rss_mib']:.0f} MiB{cuda}; {p['status']}")
     print(f"Total processed frames: {summary['frames']} ({summary['processed_videos']} of {summary['videos']} videos done by this run)")
     print(f"Wall time: {summary['wall_seconds']:.2f} s")
+    if summary.get("compile_seconds"):
+        print(f"Compile time: {summary['compile_seconds']:.2f} s (--compile; the longest of one process, not in the throughput)")
     print(f"Throughput: {summary['fps']:.3f} frames/s")
     print(f"Masks written to {output}")
 

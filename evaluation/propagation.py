@@ -21,6 +21,7 @@ from engine.core import InferenceCore
 from evaluation.config import EvalConfig
 from evaluation.masks import PALETTE_PNG, MaskFormat, write_mask
 from model.checkpoint import check_state_dict, extract_weights, safe_load, trained_frame_size
+from model.compile import compile_parts, compile_record
 from model.memory_policy import MemoryConfig
 from model.network import DEFAULT_KM_SIGMA, QDMN
 from util.errors import UserError
@@ -43,17 +44,29 @@ def build_network(settings: EvalConfig, device: torch.device, amp: bool) -> QDMN
     top_k = None if settings.no_top else settings.top_k
     network = QDMN(config, top_k=top_k, km_sigma=DEFAULT_KM_SIGMA if settings.use_km else None)
     check_state_dict(network, state, settings.model)
-    return prepare_network(network, device, settings.official_kernels, amp)
+    return prepare_network(network, device, settings.official_kernels, amp, settings.compile)
 
 
-def prepare_network(network: QDMN, device: torch.device, official_kernels: bool, amp: bool) -> QDMN:
+def prepare_network(network: QDMN, device: torch.device, official_kernels: bool, amp: bool, compile: bool = False) -> QDMN:
     """``network`` on ``device`` for evaluation: the official arithmetic with ``official_kernels``,
-    else the fast path (:meth:`QDMN.optimize_for_inference`, weights in the ``amp`` type)."""
+    else the fast path (:meth:`QDMN.optimize_for_inference`, weights in the ``amp`` type), its
+    fixed-shape parts compiled with ``compile`` (:mod:`model.compile`; the official arithmetic stays eager)."""
     network = network.to(device).eval()
     network.dense_readout = official_kernels
     if official_kernels:
+        if compile:
+            print("warning: --compile ignored: --official_kernels runs the official arithmetic eager", file=sys.stderr)
         return network
-    return network.optimize_for_inference(amp_dtype(device) if amp else None)
+    network = network.optimize_for_inference(amp_dtype(device) if amp else None)
+    if compile:
+        print(f"--compile: the first frames compile the network (cache: {compile_parts(network).cache})")
+    return network
+
+
+def compile_seconds(network: QDMN) -> float:
+    """Seconds the network's compiled parts have spent compiling so far (0 when nothing is compiled)."""
+    record = compile_record(network)
+    return record.seconds if record is not None else 0.0
 
 
 def probabilities_to_labels(prob: torch.Tensor, size: tuple[int, int], labels: torch.Tensor) -> torch.Tensor:
@@ -65,21 +78,24 @@ def probabilities_to_labels(prob: torch.Tensor, size: tuple[int, int], labels: t
 
 @dataclass
 class VideoStats:
-    """One video: frames written, seconds, the memory's admissions and evictions, most frames read from memory."""
+    """One video: frames written, seconds (compiling left out), the memory's admissions and evictions, most frames read
+    from memory, seconds spent compiling (``--compile``)."""
 
     frames: int = 0
     seconds: float = 0.0
     admitted: int = 0
     evicted: int = 0
     peak_memory_frames: int = 0
+    compile_seconds: float = 0.0
 
 
 @dataclass
 class RunStats:
     videos: int = 0
     frames: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # inside the videos, compiling left out (it is compile_seconds)
     peak_memory_frames: int = 0  # most frames read from memory for one query (temporary frame included)
+    compile_seconds: float = 0.0  # --compile: seconds of the calls that compiled
     per_video: dict[str, VideoStats] = field(default_factory=dict)
 
     @property
@@ -178,7 +194,7 @@ def segment_videos(
 
 def segment_one(run: RunContext, video: VideoSource, io: AsyncWriter, on_progress: Callable[[int], None]) -> None:
     """One video into ``.<name>.partial``, published as ``<name>`` once every mask is written."""
-    start = time.perf_counter()
+    start, compiling = time.perf_counter(), compile_seconds(run.network)
     stats, masks = run.stats, run.mask_format
     partial = fresh_partial(run.output, video.name)
     written = 0
@@ -189,10 +205,13 @@ def segment_one(run: RunContext, video: VideoSource, io: AsyncWriter, on_progres
         on_progress(t)
     io.flush()
     publish(run.output, video.name, partial, written)
-    seconds = time.perf_counter() - start
+    compiled = compile_seconds(run.network) - compiling
+    seconds = time.perf_counter() - start - compiled
     stats.videos += 1
     stats.seconds += seconds
+    stats.compile_seconds += compiled
     if video.name in stats.per_video:
-        stats.per_video[video.name].frames, stats.per_video[video.name].seconds = written, seconds
+        this = stats.per_video[video.name]
+        this.frames, this.seconds, this.compile_seconds = written, seconds, compiled
 
 

@@ -73,6 +73,8 @@ def print_summary(stats: RunStats, output: Path) -> None:
     print(f"Total processing time: {stats.seconds:.2f} s")
     print(f"Total processed frames: {stats.frames} ({stats.videos} videos)")
     print(f"FPS: {stats.fps:.3f}")
+    if stats.compile_seconds > 0:
+        print(f"Compile time: {stats.compile_seconds:.2f} s (--compile; not in the time and FPS above)")
     print(f"Peak memory frames: {stats.peak_memory_frames}")
     print(f"Peak RSS: {peak_rss_mib():.0f} MiB")
     print(f"Masks written to {output}")
@@ -85,6 +87,7 @@ def summary(stats: RunStats, output: Path) -> dict[str, object]:
         "frames": stats.frames,
         "seconds": stats.seconds,
         "fps": stats.fps,
+        "compile_seconds": stats.compile_seconds,
         "peak_memory_frames": stats.peak_memory_frames,
         "peak_rss_mib": peak_rss_mib(),
         "output": str(output),

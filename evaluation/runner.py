@@ -234,6 +234,7 @@ class ParallelRun:
 
     def record_end(self, record: RankRecord) -> None:
         record.videos, record.frames, record.seconds = self.stats.videos, self.stats.frames, self.stats.seconds
+        record.compile_seconds = self.stats.compile_seconds
         record.per_video = {name: asdict(v) for name, v in self.stats.per_video.items()}
         record.finished = time.time()
         record.peak_rss_mib = peak_rss_mib()

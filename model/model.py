@@ -33,6 +33,7 @@ from model.checkpoint import (
     check_state_dict,
     weights_payload,
 )
+from model.compile import CompileRecord, LazyCompiled, prepare_compiler
 from model.losses import START_WARM, LossComputer, iou_hooks
 from model.network import QDMN, QueryFeatures
 from util.errors import UserError
@@ -188,6 +189,7 @@ class QDMNTrainer:
         amp_dtype: Optional[torch.dtype] = None,
         channels_last: bool = False,
         train_bn: bool = False,
+        compile: bool = False,
     ):
         self.net = net
         self.train_bn = train_bn
@@ -210,6 +212,12 @@ class QDMNTrainer:
         if world_size > 1:
             device_ids = [device.index] if device.type == "cuda" else None
             self.model = DistributedDataParallel(self.module, device_ids=device_ids, find_unused_parameters=False, **_no_buffer_sync())
+        # --compile: the clip forward (and so its backward) compiled at the first step; the network and its
+        # state-dict keys are untouched (model/compile.py).
+        self.compile_record = CompileRecord(prepare_compiler()) if compile else None
+        self.clip_forward: Callable[..., dict[str, torch.Tensor]] = (
+            LazyCompiled("the training step", self.model, self.compile_record) if self.compile_record is not None else self.model
+        )
         self.optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=WEIGHT_DECAY)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, steps, gamma)
         self.loss_computer = LossComputer(start_warm=start_warm)
@@ -267,7 +275,7 @@ class QDMNTrainer:
         with self.part("forward"):
             data = self.to_device(data)
             with self._autocast():
-                out = self.model(data["rgb"], data["gt"], data.get("sec_gt"), data.get("selector"))
+                out = self.clip_forward(data["rgb"], data["gt"], data.get("sec_gt"), data.get("selector"))
             out = {k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v for k, v in out.items()}
             losses = self.loss_computer.compute(data, out, it)
             self.optimizer.zero_grad(set_to_none=True)

@@ -11,8 +11,12 @@ next batch), forward (clip forward and losses), backward, optimizer.
         --json benchmarks/train_cpu.json --markdown benchmarks/train_cpu.md
 
 ``--amp`` variants run with bfloat16 on a CPU only where it is native (otherwise they are
-reported as skipped: emulated bfloat16 would only measure the emulation), float16 with
-loss scaling on CUDA.
+reported as skipped: emulated bfloat16 would only measure the emulation; ``--force_amp``
+runs them anyway), float16 with loss scaling on CUDA.
+
+``--compile`` adds two runs of ``train.py --compile`` to each eager one: the first with an
+empty inductor cache, the second with the cache it left. Their first (warm-up) iteration
+less a timed one is the compile time: the first call's, and a cache-warm start's.
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 
+from model.compile import CACHE_ENV
 from model.config import PRESETS
 from util.errors import UserError, exit_on_user_error
 from util.profiling import write_report
@@ -52,12 +58,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data_height", type=int, default=480, help="height of the generated videos (480p, as DAVIS)")
     p.add_argument("--data_width", type=int, default=864, help="width of the generated videos")
     p.add_argument("--workers", type=int, default=0, help="data-loader workers (0: load in the training process)")
+    p.add_argument("--compile", action="store_true", help="also measure --compile: a cold-cache run and a warm-cache run")
+    p.add_argument("--force_amp", action="store_true", help="run the amp variants even on a CPU without native bfloat16")
     p.add_argument("--json", default="benchmarks/train_latest.json")
     p.add_argument("--markdown", default="benchmarks/train_latest.md")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)  # internal: data folder
     p.add_argument("--config", default=None, help=argparse.SUPPRESS)  # internal: one configuration
     p.add_argument("--amp", action="store_true", help=argparse.SUPPRESS)  # internal: one precision
     p.add_argument("--memory_format", default="auto", help=argparse.SUPPRESS)  # internal: one layout
+    p.add_argument("--child_compile", action="store_true", help=argparse.SUPPRESS)  # internal: this child compiles
     return p.parse_args(argv)
 
 
@@ -86,7 +95,7 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
     net = QDMN(PRESETS[args.config], top_k=None).to(device)
     amp = amp_dtype(device) if args.amp else None
     channels_last = use_channels_last(args.memory_format, amp is not None)
-    trainer = QDMNTrainer(net, 2e-5, [10**6], 0.1, device, amp_dtype=amp, channels_last=channels_last)
+    trainer = QDMNTrainer(net, 2e-5, [10**6], 0.1, device, amp_dtype=amp, channels_last=channels_last, compile=args.child_compile)
     timer = StageTimer(device)
     stages = vos_data(data / "YouTube", data, args.size, use_subset=False, log=lambda _: None)
     sampler = ResumableSampler(stages.dataset, 1, 0, seed=0)
@@ -95,7 +104,9 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     batches, it, start = iter(loader), 0, 0.0
     total = args.warmup + args.iterations
+    first_iteration = 0.0
     while it < total:
+        began = time.perf_counter()
         if it == args.warmup:
             timer.seconds.clear()
             trainer.part = timer.section
@@ -108,6 +119,8 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
                 batches = iter(loader)
                 batch = next(batches)
         trainer.do_pass(batch, it)
+        if it == 0:
+            first_iteration = time.perf_counter() - began  # with --compile: compiling the step
         it += 1
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -119,6 +132,8 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
         "batch": args.batch,
         "size": args.size,
         "iterations": args.iterations,
+        "compile": args.child_compile,
+        "first_iteration_s": first_iteration,
         "seconds": wall,
         "it_per_s": args.iterations / wall,
         "parts_s_per_it": {part: timer.seconds.get(part, 0.0) / args.iterations for part in PARTS},
@@ -127,17 +142,21 @@ def measure(data: Path, args: argparse.Namespace) -> dict:
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description(),
         "threads": threads,
+        "load_average_1min": os.getloadavg()[0],
     }
 
 
-def run_child(data: Path, args: argparse.Namespace, config: str, amp: bool, memory_format: str) -> dict:
+def run_child(data: Path, args: argparse.Namespace, config: str, amp: bool, memory_format: str, cache: Optional[Path] = None) -> dict:
+    """One measurement in a fresh process; ``cache``: with --compile, this inductor cache."""
     argv = [sys.executable, "-m", "scripts.benchmark_train", "--child", str(data), "--config", config, "--memory_format", memory_format]
     argv += ["--batch", str(args.batch), "--size", str(args.size)]
     argv += ["--iterations", str(args.iterations), "--warmup", str(args.warmup), "--workers", str(args.workers)]
     argv += ["--amp"] if amp else []
+    argv += ["--child_compile"] if cache is not None else []
     argv += ["--device", args.device] if args.device else []
     argv += ["--threads", str(args.threads)] if args.threads else []
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
+    env = {**os.environ, CACHE_ENV: str(cache)} if cache is not None else None
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child failed ({config}, amp={amp}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -162,7 +181,27 @@ def markdown(results: list[dict], skipped: list[str]) -> str:
                      f"{r['it_per_s']:.3f} | {speedup} | "
                      f"{r['peak_rss_mib']:.0f} | {cuda} | {parts} |")
     lines += ["", *[f"* {s}" for s in skipped]] if skipped else []
+    compiled = [r for r in results if "compiled_warm" in r]
+    if compiled:
+        lines += ["", "--compile (it/s leaves compiling out; compile seconds: the first iteration less a timed one, with an empty "
+                  "inductor cache and with the cache it left):", "",
+                  "| config | precision | layout | eager it/s | compiled it/s | compiled / eager | first-call compile (s) | "
+                  "cache-warm start (s) |", "|---|---|---|---:|---:|---:|---:|---:|"]
+        for r in compiled:
+            warm, cold = r["compiled_warm"], r["compiled_cold"]
+            lines.append(f"| {r['config']} | {r['precision']} | {r.get('memory_format', 'contiguous')} | {r['it_per_s']:.3f} | "
+                         f"{warm['it_per_s']:.3f} | {warm['it_per_s'] / r['it_per_s']:.2f}× | {compile_seconds(cold):.1f} | "
+                         f"{compile_seconds(warm):.1f} |")
+    loads = [x["load_average_1min"] for r in results for x in (r, r.get("compiled_cold"), r.get("compiled_warm"))
+             if x and "load_average_1min" in x]
+    if loads:
+        lines += ["", f"Load average (1 min) at the end of each run: {min(loads):.1f} to {max(loads):.1f}, on {os.cpu_count()} CPUs."]
     return "\n".join(lines) + "\n"
+
+
+def compile_seconds(result: dict) -> float:
+    """The first (warm-up) iteration less a timed one: what compiling the step cost."""
+    return max(0.0, result["first_iteration_s"] - result["seconds"] / result["iterations"])
 
 
 @exit_on_user_error
@@ -180,6 +219,8 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError(f"--configs: choose from {sorted(PRESETS)}")
     if not precisions or any(p not in ("float32", "amp") for p in precisions):
         raise UserError("--precisions: float32, amp or both")
+    if args.compile and args.warmup < 1:
+        raise UserError("--compile needs --warmup 1 or more: the first iteration compiles")
     if args.batch < 1 or args.iterations < 1 or args.size < 32 or args.size % 16 or min(args.data_height, args.data_width) < args.size:
         raise UserError("--batch and --iterations must be >= 1, --size a multiple of 16 of at least 32, the videos at least --size")
     from util.hardware import native_cpu_bfloat16, resolve_device, torch_cpu_capability
@@ -191,14 +232,22 @@ def main(argv: list[str] | None = None) -> None:
         for config in configs:
             for precision in precisions:
                 amp = precision == "amp"
-                if amp and device.type == "cpu" and not native_cpu_bfloat16():
+                if amp and device.type == "cpu" and not native_cpu_bfloat16() and not args.force_amp:
                     skipped.append(f"{config} --amp: skipped, this CPU has no native bfloat16 ({torch_cpu_capability()}); "
                                    "train.py --amp runs float32 here")
                     continue
                 for memory_format in formats:
                     print(f"measuring {config} {precision} {memory_format} ...", file=sys.stderr)
-                    results.append(run_child(data, args, config, amp, memory_format))
-    report = {"args": {k: v for k, v in vars(args).items() if k not in ("child", "config", "amp", "memory_format")}, "results": results,
+                    result = run_child(data, args, config, amp, memory_format)
+                    if args.compile:
+                        cache = Path(tmp) / f"inductor_{config}_{precision}_{memory_format}"  # empty, then warm
+                        print("  compiled, empty inductor cache ...", file=sys.stderr)
+                        result["compiled_cold"] = run_child(data, args, config, amp, memory_format, cache)
+                        print("  compiled, warm inductor cache ...", file=sys.stderr)
+                        result["compiled_warm"] = run_child(data, args, config, amp, memory_format, cache)
+                    results.append(result)
+    internal = ("child", "config", "amp", "memory_format", "child_compile")
+    report = {"args": {k: v for k, v in vars(args).items() if k not in internal}, "results": results,
               "skipped": skipped, "torch": torch.__version__}
     table = markdown(results, skipped)
     write_report(report, args.json, table, args.markdown)

@@ -141,7 +141,7 @@ def test_evaluation_flags_reach_the_config_and_a_script_without_shard_runs_in_on
     argv = ["--output", "o", "--model", "m.pth", "--device", "cpu", "--use_km", "--no_top", "--top_k", "7", "--mem_freq", "2",
             "--threshold", "0.5", "--capacity", "3", "--zero_base", "frequency", "--quality_mean", "nonzero", "--quality_base",
             "first_propagated", "--qam_activation", "sigmoid", "--overwrite", "--amp", "--force_amp", "--threads", "2",
-            "--official_kernels", "--stats_json", "s.json", "--memory_policy", "fifo", "--shard", "1/3"]
+            "--official_kernels", "--compile", "--stats_json", "s.json", "--memory_policy", "fifo", "--shard", "1/3"]
     parser = eval_parser()
     config = eval_config(parser.parse_args(argv), zip=True, ground_truth="gt")
     defaults = eval_config(parser.parse_args(["--output", "other"]))
@@ -159,7 +159,7 @@ def test_every_training_flag_reaches_the_config():
     everything = ["--benchmark", "--deterministic", "--static_root", "s", "--bl_root", "b", "--yv_root", "y", "--davis_root", "d",
                   "--no_subset", "--size", "32", "--crop_width", "64", "--num_workers", "1", "--threads", "2", "--stage", "2",
                   "-b", "3", "-i", "10", "--steps", "5", "7", "--lr", "1e-3", "--gamma", "0.5", "--seed", "3", "--amp",
-                  "--force_amp", "--memory_format", "channels_last", "--train_bn", "--device", "cpu", "--model_config", "lite",
+                  "--force_amp", "--memory_format", "channels_last", "--train_bn", "--compile", "--device", "cpu", "--model_config", "lite",
                   "--qam_activation", "relu", "--imagenet_weights", "w.pth", "--load_model", "m.pth", "--id", "x", "--debug",
                   "--save_every", "4", "--stop_at", "6", "--local-rank", "1"]
     defaults = parse_config([])

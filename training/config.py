@@ -74,6 +74,7 @@ class TrainConfig:
     memory_format: str = flag("tensor layout: channels_last, contiguous (NCHW) or auto (channels_last with --amp)", TRAINING,
                               choices=MEMORY_FORMATS, default="auto")
     train_bn: bool = switch("batch norm learns its statistics instead of keeping them frozen", TRAINING)
+    compile: bool = switch("torch.compile the training step (compiled once, cached on disk)", TRAINING)
     device: str = flag("auto (cuda:LOCAL_RANK when CUDA is available, else cpu), cpu, cuda or cuda:N", TRAINING, default="auto")
     model_config: Optional[str] = flag("architecture (default: that of the loaded weights, else official)", MODEL,
                                        choices=sorted(PRESETS), default=None)
