@@ -12,7 +12,7 @@ changed (docs/OUTPUT_SAFETY.md). The fingerprint holds:
   zero_base, quality_mean, quality_base), top_k / no_top, use_km, the QAM activation,
   the inference size, the precision, official_kernels and the mask format.
 
-Threads and device are left out: they change only the order of float sums, and the
+Threads, device and --compile are left out: they change only the order of float sums, and the
 processes of one distributed run (other machines, other thread counts) must be able to
 continue each other's work.
 """
