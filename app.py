@@ -36,6 +36,7 @@ from model.memory_policy import DAVIS_MEMORY
 from model.network import DEFAULT_TOP_K
 from util.arg_types import positive_float, positive_int
 from util.errors import UserError, exit_on_user_error
+from util.image_io import DEFAULT_MAX_PIXELS
 from util.palette import davis_palette
 
 gr: Any = None  # gradio, imported by main() once its temporary folder is chosen (optional: requirements-app.txt)
@@ -57,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max_upload_mb", type=positive_float, default=200.0,
                    help="largest upload in MiB (video, zip or mask); the page refuses a larger file before sending it")
     p.add_argument("--max_frames", type=positive_int, default=300, help="longest video, in frames")
+    p.add_argument("--max_pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
+                   help="largest frame, in pixels (width x height), checked from each upload's headers")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the network (default: all this process may use)")
     p.add_argument("--device", default=None, help="cuda, cpu... (default: cuda when available)")
     return p.parse_args(argv)
@@ -202,7 +205,7 @@ class App:
     def __init__(self, args: argparse.Namespace, root: Path):
         self.args = args
         self.cache = root
-        self.sessions = Sessions(root / "sessions", Limits(args.max_upload_mb, args.max_frames))
+        self.sessions = Sessions(root / "sessions", Limits(args.max_upload_mb, args.max_frames, args.max_pixels))
         self.models = list_models(Path(args.model))
 
     def session(self, request: gr.Request) -> Session:
@@ -234,7 +237,8 @@ class App:
             return error_line(e, session), None
         finally:
             remove_upload(upload, self.cache, self.sessions.root)
-        return "Mask loaded from the uploaded PNG. Press Run.", None
+        note = f" Note: {session.mask_note}." if session.mask_note else ""
+        return f"Mask loaded from the uploaded PNG.{note} Press Run.", None
 
     def on_paint(self, editor: Any, request: gr.Request) -> str:
         session = self.session(request)

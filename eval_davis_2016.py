@@ -21,7 +21,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    videos = davis2016_videos(args.davis)
+    videos = davis2016_videos(args.davis, max_pixels=args.max_pixels)
     evaluate_from_args(args, videos, writer=write_binary)
 
 

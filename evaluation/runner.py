@@ -60,7 +60,7 @@ from util.arg_types import finite_float, non_negative_int, positive_int
 from util.atomic import write_text_atomic
 from util.errors import RunIncomplete, UserError
 from util.hardware import amp_dtype, effective_amp, set_threads
-from util.image_io import mask_palette, save_gray_png, save_palette_png
+from util.image_io import DEFAULT_MAX_PIXELS, mask_palette, save_gray_png, save_palette_png
 from util.output_safety import (
     STATE_DIR,
     archive_path,
@@ -145,6 +145,8 @@ def add_eval_args(
                         help="also write the run's summary (videos, frames, seconds, FPS, peak memory frames, peak RSS) as JSON")
     parser.add_argument("--memory_policy", choices=POLICIES, default="qdmn",
                         help="qdmn (the paper); every / fifo / first_prev: baselines for comparison")
+    parser.add_argument("--max_pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
+                        help="largest frame or annotation, in pixels (width x height), checked from each file's header before decoding")
     if distributed:
         add_distributed_args(parser)
 

@@ -39,7 +39,7 @@ def safe_load(path: str | os.PathLike) -> Any:
     """``torch.load`` with ``weights_only=True``; failures become one-line UserErrors."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: checkpoint not found; check --model (download it with scripts/download_models.py)")
+        raise UserError(f"{path}: checkpoint not found; check --model (download it with `python scripts/download_models.py`)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

@@ -27,6 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from model.config import PRESETS
 from util.errors import UserError, exit_on_user_error
 from util.profiling import write_report

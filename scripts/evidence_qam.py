@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from datasets.davis_test_dataset import davis2017_videos
 from engine.core import InferenceCore
 from evaluation.runner import add_eval_args, build_network, memory_config
