@@ -26,8 +26,7 @@ SITECUSTOMIZE = textwrap.dedent(
     """CPU/offline shims for running the official QDMN evaluation (written by compare_official.py)."""
     import functools
     import importlib.util
-    import functools
-import os
+    import os
     import sys
     import types
 
