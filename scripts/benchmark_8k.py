@@ -76,13 +76,16 @@ def run_eval(frames: Path, masks: Path, work: Path, args: argparse.Namespace) ->
     stats = work / "stats.json"
     cmd = [sys.executable, "eval_generic.py", "--video", str(frames), "--masks", str(masks), "--model", str(args.model),
            "--output", str(work / "out"), "--device", "cpu", "--threads", str(args.threads), "--stats_json", str(stats)]
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    load = max(load_before, os.getloadavg()[0])  # other work on the machine (this run adds about --threads)
     if proc.returncode != 0:
         raise UserError(f"eval_generic.py failed ({proc.returncode}): {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the only child waited for
-    return {"wall_seconds": seconds, "peak_rss_mib": peak_kib / 1024, "eval_stats": json.loads(stats.read_text())}
+    return {"wall_seconds": seconds, "peak_rss_mib": peak_kib / 1024, "load_average": load, "cpus": os.cpu_count(),
+            "eval_stats": json.loads(stats.read_text())}
 
 
 def markdown(result: dict) -> str:
@@ -93,6 +96,9 @@ def markdown(result: dict) -> str:
         "| frames | size | wall time (s) | segmenting (s/frame) | peak RSS (MiB) |\n|---:|---|---:|---:|---:|\n"
         f"| {r['frames']} | {r['width']}x{r['height']} | {r['wall_seconds']:.1f} | "
         f"{r['eval_stats']['seconds'] / max(1, r['eval_stats']['frames']):.2f} | {r['peak_rss_mib']:.0f} |\n\n"
+        f"Load average {r['load_average']:.1f} on {r['cpus']} CPUs during the run"
+        f"{': the machine was shared, the times are not speed figures' if r['load_average'] > r['threads'] + 0.5 else ''}. "
+        "Peak RSS: the child's maximum resident set size (getrusage).\n\n"
         f"Command: `{result['command']}`\n"
     )
 

@@ -28,6 +28,7 @@ import eval_generic
 from app_session import Limits, RunSettings, Sessions
 from datasets.davis_test_dataset import davis2017_videos
 from datasets.generic_test_dataset import generic_video
+from datasets.static_dataset import read_static_mask
 from datasets.synthetic import VideoSpec, render_video, write_davis2017, write_youtube
 from datasets.video_source import VideoFileFrames, fit_tolerance, pad_or_crop, sizes_close
 from datasets.yv_test_dataset import youtube_videos
@@ -141,6 +142,8 @@ def test_pixel_limit_is_read_from_the_header_and_nothing_is_decoded(clip, tmp_pa
     with pytest.raises(UserError, match=r"12000x12000 is 144.0 megapixels, more than the limit of 40 megapixels per frame; "
                                         r"downscale it$"):
         load_rgb(huge)  # the training readers' default limit (no flag there)
+    with pytest.raises(UserError, match="12000x12000"):
+        read_static_mask(huge)  # the static training sets' masks too
 
     def decoded(self, *args, **kwargs):
         raise AssertionError("decoded")
@@ -476,3 +479,15 @@ def test_the_missing_checkpoint_line_names_a_command_that_works(tmp_path):
     with pytest.raises(UserError, match=r"`python scripts/download_models.py`"):
         safe_load(tmp_path / "QDMN.pth")
     assert (ROOT / "scripts" / "download_models.py").is_file()  # run as a file by the test above
+
+
+def test_the_8k_benchmark_measures_eval_generic_on_a_clip_it_generates(ckpt, tmp_path):
+    from scripts import benchmark_8k
+
+    report, table = tmp_path / "8k.json", tmp_path / "8k.md"
+    benchmark_8k.main(["--width", "96", "--height", "64", "--frames", "2", "--model", str(ckpt), "--json", str(report),
+                       "--markdown", str(table)])
+    result = json.loads(report.read_text())["results"]
+    assert (result["width"], result["height"], result["frames"], result["objects"]) == (96, 64, 2, 2)
+    assert result["eval_stats"]["frames"] == 2 and result["peak_rss_mib"] >= result["eval_stats"]["peak_rss_mib"] > 50
+    assert "| 2 | 96x64 |" in table.read_text()

@@ -106,14 +106,18 @@ def header_size(path: str | os.PathLike, max_pixels: Optional[int] = None) -> tu
     return h, w
 
 
-def _open(path: Path, max_pixels: Optional[int] = None) -> Image.Image:
-    """The decoded image, upright (its EXIF orientation applied), once its header has passed :func:`check_pixels`."""
+def open_image(path: str | os.PathLike, max_pixels: Optional[int] = None, upright: bool = True) -> Image.Image:
+    """The decoded image once its header has passed :func:`check_pixels`; ``upright``: its EXIF orientation applied
+    (Pillow's ``exif_transpose``), as for every frame and mask this project reads, except the static training sets'
+    (read as stored, as the official code reads them: their masks are drawn on the stored pixels)."""
+    path = Path(path)
     try:
         img = open_header(path)
         try:
             check_pixels(path, *img.size, max_pixels)
             img.load()
-            ImageOps.exif_transpose(img, in_place=True)
+            if upright:
+                ImageOps.exif_transpose(img, in_place=True)
         except BaseException:
             img.close()
             raise
@@ -124,11 +128,12 @@ def _open(path: Path, max_pixels: Optional[int] = None) -> Image.Image:
         raise UserError(f"{path}: cannot decode image ({e}); replace or re-extract this file") from None
 
 
-def load_rgb(path: str | os.PathLike, max_pixels: Optional[int] = None) -> np.ndarray:
-    """An image as an (H, W, 3) uint8 RGB array, upright; 16-bit grey is scaled to 8 bits (its high byte, as Pillow
-    reads 16-bit colour); a mode that 8-bit RGB cannot show faithfully (32-bit integer, float) is refused."""
+def load_rgb(path: str | os.PathLike, max_pixels: Optional[int] = None, upright: bool = True) -> np.ndarray:
+    """An image as an (H, W, 3) uint8 RGB array (``upright``: see :func:`open_image`); 16-bit grey is scaled to 8 bits
+    (its high byte, as Pillow reads 16-bit colour); a mode that 8-bit RGB cannot show faithfully (32-bit integer,
+    float) is refused."""
     path = Path(path)
-    with _open(path, max_pixels) as img:
+    with open_image(path, max_pixels, upright) as img:
         return rgb_array(img, path)
 
 
@@ -168,7 +173,7 @@ def load_mask(path: str | os.PathLike, max_pixels: Optional[int] = None) -> np.n
     path = Path(path)
     if path.suffix.lower() in LOSSY_EXTENSIONS:
         raise UserError(f"{path}: JPEG masks are lossy (compression noise would become objects); save the masks as PNG")
-    with _open(path, max_pixels) as img:
+    with open_image(path, max_pixels) as img:
         return _mask_ids(img, path)
 
 
