@@ -36,6 +36,7 @@ from evaluation.arguments import positive_float, positive_int
 from model.memory_policy import DAVIS_MEMORY
 from model.network import DEFAULT_TOP_K
 from util.errors import UserError, exit_on_user_error
+from util.image_io import DEFAULT_MAX_PIXELS
 from util.palette import davis_palette
 from util.write_gate import writing
 
@@ -58,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max_upload_mb", type=positive_float, default=200.0,
                    help="largest upload in MiB (video, zip or mask)")
     p.add_argument("--max_frames", type=positive_int, default=300, help="longest video, in frames")
+    p.add_argument("--max_pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
+                   help="largest frame, in pixels (width x height), checked from each upload's headers")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the network (default: all this process may use)")
     p.add_argument("--device", default=None, help="cuda, cpu... (default: cuda when available)")
     return p.parse_args(argv)
@@ -204,7 +207,7 @@ class App:
     def __init__(self, args: argparse.Namespace, root: Path):
         self.args = args
         self.cache = root
-        self.sessions = Sessions(root / "sessions", Limits(args.max_upload_mb, args.max_frames))
+        self.sessions = Sessions(root / "sessions", Limits(args.max_upload_mb, args.max_frames, args.max_pixels))
         self.models = list_models(Path(args.model))
 
     def session(self, request: gr.Request) -> Session:
@@ -236,7 +239,8 @@ class App:
             return error_line(e, session), None
         finally:
             remove_upload(upload, self.cache, self.sessions.root)
-        return "Mask loaded from the uploaded PNG. Press Run.", None
+        note = f" Note: {session.mask_note}." if session.mask_note else ""
+        return f"Mask loaded from the uploaded PNG.{note} Press Run.", None
 
     def on_paint(self, editor: Any, request: gr.Request) -> str:
         session = self.session(request)

@@ -3,8 +3,9 @@
 Each browser session gets a private folder (a random name under the app's temporary
 root) holding its upload, its first-frame mask and its runs; the folder is removed when
 the session ends. Uploaded files are copied under fixed names (a client's file name is
-never used as a path), limits are checked before anything is decoded, and a session
-runs one propagation at a time. The run is ``eval_generic.py``'s: the same argument
+never used as a path), limits (upload size, frames, pixels per frame from every frame's
+header) are checked on upload, before anything is decoded, and a session runs one
+propagation at a time. The run is ``eval_generic.py``'s: the same argument
 parser, :func:`generic_video`, :func:`evaluation.runner.evaluate` and overlay writer.
 """
 
@@ -28,14 +29,24 @@ from PIL import Image
 
 import eval_generic
 from datasets.generic_test_dataset import VIDEO_EXTENSIONS, generic_video
-from datasets.video_source import VOID_LABEL, ImageFolderFrames, VideoFileFrames, VideoSource, check_sequence_folder
-from evaluation.generic import overlay_items
+from datasets.video_source import (
+    LABEL_MAP_ADVICE,
+    VOID_LABEL,
+    ImageFolderFrames,
+    VideoFileFrames,
+    VideoSource,
+    check_sequence_folder,
+    fit_words,
+    open_capture,
+    sizes_close,
+)
+from evaluation.generic import overlay_fps, overlay_items
 from evaluation.masks import PALETTE_PNG
 from evaluation.runner import evaluate
 from model.memory_policy import DAVIS_MEMORY
 from model.network import DEFAULT_TOP_K
 from util.errors import UserError
-from util.image_io import load_mask, save_palette_png
+from util.image_io import DEFAULT_MAX_PIXELS, load_mask, open_header, save_palette_png
 from util.overlay import blend, write_overlay
 from util.palette import davis_palette
 from util.write_gate import writing
@@ -52,6 +63,7 @@ SIDE_BY_SIDE_FRAMES = 4
 class Limits:
     max_upload_mb: float = 200.0
     max_frames: int = 300
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     @property
     def max_upload_bytes(self) -> int:
@@ -69,7 +81,7 @@ class RunSettings:
     top_k: int = DEFAULT_TOP_K
     threads: Optional[int] = None
     device: Optional[str] = None
-    fps: float = 24.0
+    fps: Optional[float] = None  # the overlay's frame rate (None: the video file's, 24 for frames)
 
 
 @dataclass
@@ -119,6 +131,8 @@ def extract_frames(archive: Path, dest: Path, limits: Limits) -> int:
             check_frame_count(len(members), limits)
             if sum(m.file_size for m in members) > 4 * limits.max_upload_bytes:
                 raise UserError(f"the zip's frames unpack to more than {4 * limits.max_upload_mb:g} MB; upload fewer or smaller frames")
+            for member in members:
+                check_member_header(zf, member, limits)
             dest.mkdir(parents=True)
             for index, member in enumerate(members):
                 with zf.open(member) as src, open(dest / f"{index:05d}{FRAME_SUFFIXES[Path(member.filename).suffix.lower()]}", "xb") as dst:
@@ -126,6 +140,33 @@ def extract_frames(archive: Path, dest: Path, limits: Limits) -> int:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as e:
         raise UserError(f"the zip cannot be read ({e}); zip the frames again") from None
     return len(members)
+
+
+def check_member_header(zf: zipfile.ZipFile, member: zipfile.ZipInfo, limits: Limits) -> None:
+    """A zip member's image header (only its first bytes are unpacked): an image, within the pixel limit."""
+    with zf.open(member) as stream:
+        try:
+            with open_header(stream) as img:
+                width, height = img.size
+        except (OSError, SyntaxError, ValueError) as e:
+            raise UserError(f"{member.filename} in the zip is not a readable image ({e}); zip the frames again") from None
+    check_frame_pixels(f"{member.filename} in the zip", width, height, limits)
+
+
+def check_video_header(path: Path, limits: Limits) -> None:
+    """The video's frame size from its header (nothing decoded), within the pixel limit."""
+    capture = open_capture(path)
+    try:
+        width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    finally:
+        capture.release()
+    check_frame_pixels("the video", width, height, limits)
+
+
+def check_frame_pixels(what: str, width: int, height: int, limits: Limits) -> None:
+    if width * height > limits.max_pixels:
+        raise UserError(f"{what} has {width}x{height} frames ({width * height / 1e6:.1f} megapixels), more than this page's limit "
+                        f"of {limits.max_pixels / 1e6:g} megapixels per frame (app.py --max_pixels); upload smaller frames")
 
 
 def check_frame_count(count: int, limits: Limits) -> None:
@@ -179,6 +220,7 @@ class Session:
     folder: Path
     limits: Limits
     clip: Optional[Clip] = None
+    mask_note: Optional[str] = None  # the uploaded mask will be padded or cropped to the frame's size
     runs: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -217,6 +259,7 @@ class Session:
             path = target / f"video{suffix}"
             with writing(path, "") as tmp:
                 shutil.copyfile(upload, tmp)
+            check_video_header(path, self.limits)
         video = self.frames_only(path)
         check_frame_count(len(video), self.limits)
         rgb = first_frame(video)
@@ -227,16 +270,23 @@ class Session:
         return self.clip
 
     def frames_only(self, path: Path) -> VideoSource:
-        """The clip's frames without annotations, read as ``generic_video`` reads them (to count them, show the first)."""
-        frames = ImageFolderFrames(check_sequence_folder(path, "frame folder")) if path.is_dir() else VideoFileFrames(path)
-        return VideoSource(name=CLIP_NAME, frames=frames, annotation_files={})
+        """The clip's frames without annotations, read as ``generic_video`` reads them (to count them, show the first);
+        every frame's header checked against the pixel limit first."""
+        if path.is_dir():
+            frames = ImageFolderFrames(check_sequence_folder(path, "frame folder"), self.limits.max_pixels)
+            frames.check_headers()
+        else:
+            frames = VideoFileFrames(path, self.limits.max_pixels)
+        return VideoSource(name=CLIP_NAME, frames=frames, annotation_files={}, max_pixels=self.limits.max_pixels)
 
     def set_mask_png(self, upload: Path) -> Path:
-        """An uploaded annotation PNG becomes the first frame's mask (its bytes unchanged, its palette kept)."""
+        """An uploaded annotation PNG becomes the first frame's mask (its bytes unchanged, its palette kept).
+        ``mask_note`` then says whether the run will pad or crop it to the frame's size."""
         with self.exclusive():
             return self._set_mask_png(upload)
 
     def _set_mask_png(self, upload: Path) -> Path:
+        self.mask_note = None
         clip = self.require_clip()
         check_upload_size(upload, self.limits, "mask")
         with open(upload, "rb") as f:
@@ -245,8 +295,8 @@ class Session:
         path = self.fresh_masks() / f"{clip.first_stem}.png"
         with writing(path, "") as tmp:
             shutil.copyfile(upload, tmp)
-        ids = load_mask(path)
-        self.check_mask_shape(ids)
+        ids = load_mask(path, self.limits.max_pixels)
+        self.mask_note = self.check_mask_shape(ids)
         check_objects(ids)
         return path
 
@@ -260,11 +310,16 @@ class Session:
             save_palette_png(tmp, ids)
         return path
 
-    def check_mask_shape(self, ids: np.ndarray) -> None:
+    def check_mask_shape(self, ids: np.ndarray) -> Optional[str]:
+        """None when the mask has the first frame's size; a note when the run will pad or crop it (within 1 %, as
+        ``eval_generic.py``); refused otherwise."""
         h, w = self.require_clip().first_frame.shape[:2]
-        if ids.shape != (h, w):
-            raise UserError(f"the mask is {ids.shape[1]}x{ids.shape[0]} but the first frame is {w}x{h}; "
-                            "resize the annotation to the frame size")
+        if ids.shape == (h, w):
+            return None
+        if not sizes_close(ids.shape, (h, w)):
+            raise UserError(f"the mask is {ids.shape[1]}x{ids.shape[0]} but the first frame is {w}x{h}, more than 1 % apart; "
+                            + LABEL_MAP_ADVICE.format(w, h))
+        return f"the mask is {ids.shape[1]}x{ids.shape[0]} but the first frame is {w}x{h}; it will be {fit_words(ids.shape, (h, w))}"
 
     def fresh_masks(self) -> Path:
         self.discard("masks")
@@ -292,8 +347,8 @@ class Session:
             raise UserError("no first-frame mask yet; paint the objects on the first frame or upload an annotation PNG")
         self.runs += 1
         output = self.folder / f"run{self.runs}"
-        args = eval_generic.parse_args(eval_args(clip.video, masks, output, settings))
-        video = generic_video(Path(args.video), Path(args.masks), args.size, CLIP_NAME)
+        args = eval_generic.parse_args(eval_args(clip.video, masks, output, settings, self.limits.max_pixels))
+        video = generic_video(Path(args.video), Path(args.masks), args.size, CLIP_NAME, args.max_pixels)
         decisions: list = []
 
         def hook(source: VideoSource, index: int, ids: np.ndarray, core) -> None:
@@ -308,18 +363,19 @@ class Session:
         picks = set(np.linspace(video.first_annotated, len(video) - 1, SIDE_BY_SIDE_FRAMES).round().astype(int).tolist())
         chosen: list[tuple[int, np.ndarray, np.ndarray]] = []
         overlay, gif = output / f"{video.name}_overlay.webm", output / f"{video.name}_preview.gif"
-        write_overlay(keep_frames(overlay_items(video, masks), picks, chosen), len(video), overlay, gif, fps=settings.fps)
+        fps = overlay_fps(video, settings.fps)
+        write_overlay(keep_frames(overlay_items(video, masks), picks, chosen), len(video), overlay, gif, fps=fps)
         pairs = save_side_by_side(output / "side_by_side.png", chosen)
         plot = save_memory_plot(output / "memory.png", decisions, video.first_annotated, settings.threshold)
         archive = zip_masks(masks, output / f"{video.name}_masks.zip")
         return RunResult(output, masks, overlay, pairs, plot, archive, len(PALETTE_PNG.files(masks)))
 
 
-def eval_args(video: Path, masks: Path, output: Path, settings: RunSettings) -> list[str]:
+def eval_args(video: Path, masks: Path, output: Path, settings: RunSettings, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[str]:
     """eval_generic.py's command line for this run."""
     argv = ["--video", str(video), "--masks", str(masks), "--output", str(output), "--model", str(settings.model),
             "--name", CLIP_NAME, "--mem_freq", str(settings.mem_freq), "--threshold", repr(float(settings.threshold)),
-            "--capacity", str(settings.capacity), "--top_k", str(settings.top_k)]
+            "--capacity", str(settings.capacity), "--top_k", str(settings.top_k), "--max_pixels", str(max_pixels)]
     if settings.amp:
         argv.append("--amp")
     if settings.compile:

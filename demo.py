@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from datasets.generic_test_dataset import MAX_SHORT_SIDE, generic_video
-from evaluation.arguments import add_eval_args, eval_config, size_or_native
-from evaluation.generic import checked_ground_truth, overlay_names, print_jf, write_video_overlay
+from evaluation.arguments import add_eval_args, eval_config, positive_float, size_or_native
+from evaluation.generic import DEFAULT_FPS, checked_ground_truth, overlay_names, print_jf, write_video_overlay
 from evaluation.runner import evaluate
 from model.memory_policy import DAVIS_MEMORY
 from util.errors import UserError, exit_on_user_error
@@ -41,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gt", default=None, help="ground-truth PNGs named like the frames: J&F and a side-by-side overlay")
     p.add_argument("--size", type=size_or_native, default=None,
                    help=f"shorter side for inference; -1: native (default: at most {MAX_SHORT_SIDE}, never upscaled)")
+    p.add_argument("--fps", type=positive_float, default=None,
+                   help=f"overlay frame rate (default: the video file's; {DEFAULT_FPS:g} for a frame folder)")
     add_eval_args(p, DAVIS_MEMORY, default_model=DEFAULT_MODEL, default_output="outputs/demo", distributed=False)
     return p.parse_args(argv)
 
@@ -114,11 +116,11 @@ def main(argv: list[str] | None = None) -> None:
         video_path, masks_path, name, gt_arg = Path(args.video), Path(args.masks), None, args.gt
     if not Path(args.model).is_file() and args.model == DEFAULT_MODEL:
         raise UserError(f"{args.model}: demonstration model not found; restore it with `git checkout {args.model}` or pass --model")
-    video = generic_video(Path(video_path), Path(masks_path), args.size, name)
+    video = generic_video(Path(video_path), Path(masks_path), args.size, name, args.max_pixels)
     gt = checked_ground_truth(gt_arg, video)
     check_files(Path(args.output), overlay_names(video))  # before inference, not after
     output = evaluate(eval_config(args, ground_truth=args.gt, overwrite=True), [video])  # the demo always recomputes
-    mp4, gif = write_video_overlay(video, output, gt)
+    mp4, gif = write_video_overlay(video, output, gt, args.fps)
     print(f"masks: {output / video.name}\noverlay: {mp4}\npreview: {gif}")
     if gt is not None:
         print_jf(gt, output, video)

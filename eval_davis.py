@@ -45,7 +45,7 @@ def evaluate_if_ground_truth(gt_dir: Path, output: Path, videos, json_path: str 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    videos = davis2017_videos(args.davis, args.split)
+    videos = davis2017_videos(args.davis, args.split, max_pixels=args.max_pixels)
     if args.evaluate:
         check_files(Path(args.output), CSV_NAMES)  # before inference, not after
         if args.json:

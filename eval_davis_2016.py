@@ -23,7 +23,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    videos = davis2016_videos(args.davis)
+    videos = davis2016_videos(args.davis, max_pixels=args.max_pixels)
     evaluate(eval_config(args), videos, mask_format=BINARY_PNG)
 
 

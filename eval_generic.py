@@ -16,7 +16,7 @@ from datasets.generic_test_dataset import MAX_SHORT_SIDE, generic_video
 from datasets.video_source import VideoSource
 from evaluation.arguments import add_eval_args, eval_config, plain_name, positive_float, size_or_native
 from evaluation.config import EvalConfig
-from evaluation.generic import checked_ground_truth, overlay_names, print_jf, write_video_overlay
+from evaluation.generic import DEFAULT_FPS, checked_ground_truth, overlay_names, print_jf, write_video_overlay
 from evaluation.runner import evaluate
 from model.memory_policy import DAVIS_MEMORY
 from util.errors import exit_on_user_error
@@ -33,7 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--name", type=plain_name, default=None, help="output sub-folder, a plain folder name (default: the video's name)")
     parser.add_argument("--overlay", action="store_true",
                         help="also write <name>_overlay.mp4 and <name>_preview.gif")
-    parser.add_argument("--fps", type=positive_float, default=24.0, help="frame rate of the overlay video")
+    parser.add_argument("--fps", type=positive_float, default=None,
+                        help=f"overlay frame rate (default: the video file's; {DEFAULT_FPS:g} for a frame folder)")
     add_eval_args(parser, DAVIS_MEMORY)
     return parser.parse_args(argv)
 
@@ -46,7 +47,7 @@ def run_config(args: argparse.Namespace) -> EvalConfig:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    video = generic_video(Path(args.video), Path(args.masks), args.size, args.name)
+    video = generic_video(Path(args.video), Path(args.masks), args.size, args.name, args.max_pixels)
     gt = checked_ground_truth(args.gt, video)
     if args.overlay:
         check_files(Path(args.output), overlay_names(video))  # before inference, not after

@@ -28,7 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    videos = youtube_videos(args.yv, args.split, args.sparse, args.size)
+    videos = youtube_videos(args.yv, args.split, args.sparse, args.size, max_pixels=args.max_pixels)
     evaluate(eval_config(args, zip=args.zip), videos, finish=lambda output: write_zip(args, output, videos))
 
 

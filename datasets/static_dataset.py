@@ -28,7 +28,7 @@ from datasets.transforms import (
     static_sequence_transform,
     to_tensor,
 )
-from util.image_io import load_rgb
+from util.image_io import load_rgb, open_image
 
 FSS_LAYOUT, FLAT_LAYOUT = 0, 1
 TPS_PROBABILITY = 0.33  # TPS is slow; the official code uses it on a third of the frames
@@ -44,7 +44,7 @@ def read_static_mask(path: str | os.PathLike) -> np.ndarray:
     below 127 in grey (e.g. a palette 0/1 mask whose colour 1 is dark) becomes empty, as
     officially; that is warned about.
     """
-    with Image.open(path) as img:
+    with open_image(path, upright=False) as img:  # as stored, like its image (below)
         gray = np.array(img.convert("L"))
     mask = (gray > 127).astype(np.uint8)
     if not mask.any() and gray.any():
@@ -91,7 +91,7 @@ class StaticTransformDataset(Dataset):
 
     def __getitem__(self, idx: int) -> dict:
         path = self.images[idx]
-        image = Image.fromarray(load_rgb(path))
+        image = Image.fromarray(load_rgb(path, upright=False))  # as stored: the masks are drawn on the stored pixels
         mask = read_static_mask(path.with_suffix(".png"))
         sequence_seed = random_seed()
         frames, masks = zip(*(self._frame(image, mask, sequence_seed) for _ in range(NUM_FRAMES)))

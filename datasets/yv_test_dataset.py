@@ -10,6 +10,7 @@ frames a server scores are those of ``<split>/JPEGImages``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from datasets import layouts
 from datasets.video_source import ImageFolderFrames, VideoSource, check_sequence_folder
@@ -19,12 +20,14 @@ from util.image_io import list_images
 INFERENCE_SHORT_SIDE = 480
 
 
-def youtube_videos(root: str | Path, split: str = "valid", sparse: bool = False, size: int = INFERENCE_SHORT_SIDE) -> list[VideoSource]:
+def youtube_videos(
+    root: str | Path, split: str = "valid", sparse: bool = False, size: int = INFERENCE_SHORT_SIDE, max_pixels: Optional[int] = None
+) -> list[VideoSource]:
     """Videos of a YouTube-VOS split (2018 or 2019 layout).
 
     Annotations come from ``<split>/Annotations/<video>/<frame>.png``; each names the
     objects that first appear on that frame. The frames a server scores are those of
-    ``<split>/JPEGImages`` (every 5th frame).
+    ``<split>/JPEGImages`` (every 5th frame). ``max_pixels``: the largest frame (None: the default limit).
     """
     root = Path(root)
     if not root.is_dir():
@@ -38,10 +41,10 @@ def youtube_videos(root: str | Path, split: str = "valid", sparse: bool = False,
     names = sorted(p.name for p in frame_dir.iterdir() if p.is_dir())
     if not names:
         raise UserError(f"{frame_dir}: holds no video folders; re-extract the dataset")
-    return [_video(name, frame_dir / name, mask_dir / name, sparse_dir / name, size) for name in names]
+    return [_video(name, frame_dir / name, mask_dir / name, sparse_dir / name, size, max_pixels) for name in names]
 
 
-def _video(name: str, frame_folder: Path, mask_folder: Path, sparse_folder: Path, size: int) -> VideoSource:
+def _video(name: str, frame_folder: Path, mask_folder: Path, sparse_folder: Path, size: int, max_pixels: Optional[int]) -> VideoSource:
     frames = check_sequence_folder(frame_folder, "video folder")
     if not mask_folder.is_dir() or not list_images(mask_folder):
         raise UserError(f"{mask_folder}: no annotation for this video; every video needs the mask of its first frame")
@@ -54,9 +57,10 @@ def _video(name: str, frame_folder: Path, mask_folder: Path, sparse_folder: Path
     stems = {p.stem for p in list_images(sparse_folder)} if sparse_folder.is_dir() else None
     return VideoSource(
         name=name,
-        frames=ImageFolderFrames(frames),
+        frames=ImageFolderFrames(frames, max_pixels),
         annotation_files=annotations,
         infer_size=size,
         palette_from=annotations[min(annotations)],
         submission_stems=stems,
+        max_pixels=max_pixels,
     )

@@ -13,6 +13,7 @@ from model.config import QAM_ACTIVATIONS
 from model.memory_policy import POLICIES, QUALITY_BASES, QUALITY_MEANS, ZERO_BASE_CHOICES, MemoryConfig
 from model.network import DEFAULT_TOP_K
 from util import arg_types
+from util.image_io import DEFAULT_MAX_PIXELS
 
 T = TypeVar("T")
 
@@ -65,6 +66,8 @@ def add_eval_args(
     parser.add_argument("--stats_json", default=None, help="also write the run's summary as JSON to this file")
     parser.add_argument("--memory_policy", choices=POLICIES, default="qdmn",
                         help="qdmn (the paper); every / fifo / first_prev: baselines for comparison")
+    parser.add_argument("--max_pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
+                        help="largest frame or annotation in pixels (width x height), checked from file headers")
     if distributed:
         add_distributed_args(parser)
     parser.set_defaults(distributed=distributed, **({} if distributed else {"shard": None}))

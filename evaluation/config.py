@@ -35,6 +35,7 @@ class EvalConfig:
     compile: bool  # --compile: torch.compile the fixed-shape parts (model/compile.py)
     stats_json: Optional[str]
     memory_policy: str
+    max_pixels: int  # largest frame or annotation (width x height), checked from headers before decoding
     shard: Optional[str]  # --shard (None: torchrun's ranks, or one process)
     distributed: bool  # False: the script runs in one process whatever the launcher (no --shard: the demo)
     zip: bool = False  # the script's finish writes <output>.zip: checked before the work

@@ -30,6 +30,12 @@ def checked_ground_truth(gt: Optional[str], video: VideoSource) -> Optional[Path
 
 
 OverlayFrame = tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]
+DEFAULT_FPS = 24.0  # the overlay's frame rate for a frame folder (a video file's own rate otherwise)
+
+
+def overlay_fps(video: VideoSource, fps: Optional[float] = None) -> float:
+    """``fps`` when given, else the video file's frame rate (OpenCV's ``CAP_PROP_FPS``), else :data:`DEFAULT_FPS`."""
+    return fps or getattr(video.frames, "fps", None) or DEFAULT_FPS
 
 
 def overlay_items(video: VideoSource, folder: Path, gt: Optional[Path] = None) -> Iterator[OverlayFrame]:
@@ -49,9 +55,10 @@ def overlay_names(video: VideoSource) -> list[str]:
     return [f"{video.name}_overlay.mp4", f"{video.name}_preview.gif"]
 
 
-def write_video_overlay(video: VideoSource, output: Path, gt: Optional[Path], fps: float = 24.0) -> tuple[Path, Path]:
+def write_video_overlay(video: VideoSource, output: Path, gt: Optional[Path], fps: Optional[float] = None) -> tuple[Path, Path]:
+    """The overlay mp4 and preview GIF, at ``fps`` or the source's frame rate (:func:`overlay_fps`)."""
     mp4, gif = (output / name for name in overlay_names(video))
-    write_overlay(overlay_items(video, output / video.name, gt), len(video), mp4, gif, fps=fps)
+    write_overlay(overlay_items(video, output / video.name, gt), len(video), mp4, gif, fps=overlay_fps(video, fps))
     return mp4, gif
 
 

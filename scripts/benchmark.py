@@ -40,6 +40,9 @@ from typing import Optional
 import numpy as np
 import torch
 
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from model.compile import CACHE_ENV
 from model.config import PRESETS
 from util.errors import UserError, exit_on_user_error

@@ -22,6 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from datasets.synthetic import write_davis2017
 from util.errors import UserError, exit_on_user_error
 from util.hardware import available_cpus, cpu_description

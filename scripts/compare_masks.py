@@ -12,6 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from util import write_gate
 from util.agreement import mask_agreement
 from util.errors import exit_on_user_error

@@ -68,6 +68,9 @@ from typing import Optional
 
 import numpy as np
 
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from evaluation.official import (
     OFFICIAL_HEAD,
     CompareError,

@@ -34,6 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from util import write_gate
 from util.download import download, gdrive_download, md5sum, safe_extract
 from util.errors import UserError, exit_on_user_error

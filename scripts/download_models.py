@@ -18,6 +18,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from util import write_gate
 from util.download import download, gdrive_download, md5sum
 from util.errors import UserError, exit_on_user_error

@@ -16,6 +16,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
+
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from evaluation.arguments import positive_int
 from util.errors import EXIT_USAGE, UserError

@@ -28,6 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from datasets import layouts
 from evaluation.arguments import positive_int
 from model.memory_policy import POLICIES

@@ -17,6 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from datasets.davis_test_dataset import davis2017_videos
 from engine.core import InferenceCore
 from evaluation.arguments import add_eval_args, eval_config

@@ -22,6 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from datasets import layouts
 from util import write_gate
 from util.errors import exit_on_user_error, run_python

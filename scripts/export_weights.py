@@ -19,6 +19,9 @@ import argparse
 import sys
 from pathlib import Path
 
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from model.checkpoint import atomic_save, export_payload, safe_load
 from util.errors import exit_on_user_error
 from util.write_gate import check_target, protect_inputs

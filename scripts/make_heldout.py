@@ -22,6 +22,9 @@ import sys
 import time
 from pathlib import Path
 
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from datasets.heldout import MANIFEST, write_heldout
 
 MIN_SIDE = 32

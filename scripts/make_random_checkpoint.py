@@ -24,6 +24,9 @@ from typing import Optional
 
 import torch
 
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from model.checkpoint import atomic_save, weights_payload
 from model.config import PRESETS, QAM_ACTIVATIONS
 from model.network import QDMN, random_network

@@ -17,6 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from datasets import synthetic
 
 LAYOUTS = ("davis2017", "davis2016", "davis_testdev", "youtube", "static", "all")

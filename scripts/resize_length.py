@@ -24,6 +24,9 @@ import os
 import sys
 from pathlib import Path
 
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from datasets.resize import TREE_SIZE, resize_tree
 from util.errors import UserError, exit_on_user_error
 

@@ -18,6 +18,9 @@ import os
 import sys
 from pathlib import Path
 
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from datasets.resize import DEFAULT_SIZE, resize_all
 from util.errors import UserError, exit_on_user_error
 

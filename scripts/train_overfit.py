@@ -23,6 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from datasets.synthetic import VideoSpec, assert_not_synthvos_seed, render_video
 from model.config import PRESETS
 from model.losses import object_ious
