@@ -71,7 +71,7 @@ def check_checkpoint_path(path: Path, flag: str = "--model") -> None:
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise UserError(f"{path}: is a symbolic-link loop; point {flag} at a checkpoint file") from None
-        hint = " (download it with python -m scripts.download_models)" if flag == "--model" else ""
+        hint = " (download it with `python scripts/download_models.py`)" if flag == "--model" else ""
         raise UserError(f"{path}: checkpoint not found; check {flag}{hint}") from None
     if stat.S_ISDIR(st.st_mode):
         raise UserError(f"{path}: is a folder; {flag} takes a checkpoint file (.pth), e.g. one inside it")

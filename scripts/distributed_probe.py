@@ -22,6 +22,9 @@ from typing import Any, Optional
 import torch
 import torch.distributed as dist
 
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from training.config import TrainConfig
 from training.hyper_para import parse_args as train_args
 from training.runtime import DistEnv, init_distributed, resolve_env

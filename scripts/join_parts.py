@@ -20,6 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from util.errors import UserError, exit_on_user_error
 from util.write_gate import make_folder, write_bytes, write_json, writing
 

@@ -22,6 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
+if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 from util.errors import exit_on_user_error
 from util.write_gate import write_json
 
@@ -94,7 +97,7 @@ def run(script: str, args: list[str]) -> tuple[int, list[float]]:
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] in (["-h"], ["--help"]):
-        print(__doc__)
+        print(f"{USAGE}\n{__doc__}")
         return 0
     if len(argv) < 2:
         print(USAGE, file=sys.stderr)

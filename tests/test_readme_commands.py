@@ -43,7 +43,9 @@ def target(command: str) -> tuple[str, list[str]] | None:
             break
         if token == "-m" and i + 1 < len(tokens):
             module = tokens[i + 1]
-            if module in ("pytest", "pip", "torch.distributed.launch"):
+            if module in ("pytest", "pip"):
+                return None  # runs the tests or installs: no script of the repository to check
+            if module == "torch.distributed.launch":
                 continue
             script = module.replace(".", "/") + ".py"
             rest = tokens[i + 2 :]

@@ -141,7 +141,8 @@ def test_evaluation_flags_reach_the_config_and_a_script_without_shard_runs_in_on
     argv = ["--output", "o", "--model", "m.pth", "--device", "cpu", "--use_km", "--no_top", "--top_k", "7", "--mem_freq", "2",
             "--threshold", "0.5", "--capacity", "3", "--zero_base", "frequency", "--quality_mean", "nonzero", "--quality_base",
             "first_propagated", "--qam_activation", "sigmoid", "--overwrite", "--amp", "--force_amp", "--threads", "2",
-            "--official_kernels", "--compile", "--stats_json", "s.json", "--memory_policy", "fifo", "--max_pixels", "1000", "--shard", "1/3"]
+            "--official_kernels", "--compile", "--stats_json", "s.json", "--memory_policy", "fifo",
+            "--max_pixels", "1000", "--shard", "1/3"]
     parser = eval_parser()
     config = eval_config(parser.parse_args(argv), zip=True, ground_truth="gt")
     defaults = eval_config(parser.parse_args(["--output", "other"]))

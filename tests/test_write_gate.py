@@ -81,6 +81,10 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("datasets/resize.py", "resize_file", "shutil.copyfile"): "resized copy of a dataset, under a temporary name",
     ("datasets/resize.py", "resize_file", "os.replace"): "its temporary file to the resized copy's name",
     ("scripts/benchmark.py", "write_video", "cv2.imwrite"): "a generated video in the benchmark's temporary folder",
+    ("scripts/benchmark.py", "write_video", "Path.write_text"): "that video's val.txt, in the benchmark's temporary folder",
+    ("scripts/benchmark.py", "run_official", "Path.write_text"): "the official run's shim and commit, in the temporary folder",
+    ("scripts/benchmark.py", "run_official", "torch.save"): "the official run's random weights, in the temporary folder",
+    ("scripts/benchmark_8k.py", "write_clip", "cv2.imwrite"): "the generated 8K clip, in a tempfile.TemporaryDirectory",
     ("scripts/evidence_synthvos.py", "copy_first_davis", "shutil.copyfile"): "a baseline's masks in the script's work folder",
     # -- the comparison with the official code: its work folder (a temporary folder unless --work_dir)
     ("evaluation/official.py", "copy_official", "open-wb"): "the official code's archive in the comparison's work folder",
