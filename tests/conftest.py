@@ -73,13 +73,13 @@ def process_state() -> Iterator[None]:
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
+def cli():
     """``cli("eval_davis", *argv, cwd=None, env=None, check=False)``: the entry point's ``main(argv)`` in this process
-    (:func:`tests.helpers.call_main`); returns the exit status and the output as a ``Ran``."""
+    (:func:`tests.helpers.call_main`; arguments may be paths); returns the exit status and the output as a ``Ran``."""
     from tests.helpers import call_main
 
-    def call(entry: str, *argv: str, cwd: Path | None = None, env: dict[str, str] | None = None, check: bool = False):
-        return call_main(entry, [str(a) for a in argv], capsys, monkeypatch, cwd=cwd, env=env, check=check)
+    def call(entry: str, *argv, cwd: Path | None = None, env: dict[str, str] | None = None, check: bool = False):
+        return call_main(entry, [str(a) for a in argv], cwd=cwd, env=env, check=check)
 
     return call
 

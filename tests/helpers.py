@@ -4,7 +4,9 @@ file trees, frames and masks on disk, and the tiny training setup. The fixtures 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import os
 import signal
 import subprocess
@@ -58,16 +60,18 @@ def exit_code(stop: SystemExit) -> int:
     return stop.code if isinstance(stop.code, int) else 1
 
 
-def call_main(entry: str, argv: list[str], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
-              cwd: Optional[Path] = None, env: Optional[dict[str, str]] = None, check: bool = False) -> Ran:
-    """``entry.main(argv)`` in this process, as ``python entry.py *argv`` would run it: ``sys.argv`` set, the output
-    captured, the exit status from ``SystemExit`` (or the return value), the output folder's lock released afterwards.
+def call_main(entry: str, argv: list[str], cwd: Optional[Path] = None, env: Optional[dict[str, str]] = None,
+              check: bool = False) -> Ran:
+    """``entry.main(argv)`` in this process, as ``python entry.py *argv`` would run it: ``sys.argv`` set, stdout and
+    stderr captured, the exit status from ``SystemExit`` (or the return value), the output folders' locks released
+    afterwards (the process would have ended). ``cwd`` and ``env`` apply during the call only.
 
-    ``entry`` is a module name (``eval_davis``, ``scripts.make_heldout``); ``cwd`` and ``env`` apply during the call only.
+    ``entry`` is a module name (``eval_davis``, ``scripts.make_heldout``). Needs no fixture, so that fixtures of any
+    scope can run commands too.
     """
     module = importlib.import_module(entry)
-    capsys.readouterr()  # what the test printed before is not the command's
-    with monkeypatch.context() as patch:
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         patch.setattr(sys, "argv", [f"{entry.replace('.', '/')}.py", *argv])
         patch.setattr("util.hardware._warned_amp_fallback", False)  # a warning once per process: once per command here
         # progressbar's redirect_stdout wraps, and afterwards restores, the stdout it saw when first imported (an
@@ -88,11 +92,10 @@ def call_main(entry: str, argv: list[str], capsys: pytest.CaptureFixture, monkey
             if isinstance(stop.code, str):
                 print(stop.code, file=sys.stderr)
         finally:
-            release_output_locks()  # the process would have ended: a later command may lock the same folder
-    out, err = capsys.readouterr()
-    result = Ran(code, out, err)
+            release_output_locks()
+    result = Ran(code, out.getvalue(), err.getvalue())
     if check and code != 0:
-        raise AssertionError(f"{entry} {argv} failed ({code}):\n{out[-3000:]}\n{err[-3000:]}")
+        raise AssertionError(f"{entry} {argv} failed ({code}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
 
 
@@ -118,12 +121,13 @@ def tree(folder: Path, bookkeeping: bool = True) -> dict[str, bytes]:
     return {str(p): (folder / p).read_bytes() for p in files if bookkeeping or p.parts[0] != STATE_DIR}
 
 
-def names(folder: Path) -> list[str]:
+def file_names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
 def read_mask(path: Path) -> np.ndarray:
-    return np.array(Image.open(path))
+    with Image.open(path) as image:
+        return np.array(image)
 
 
 def save_frames(folder: Path, frames, ext: str = ".jpg", step: int = 1) -> None:
@@ -151,6 +155,27 @@ def train_env(tmp: Path, threads: int = 1) -> dict[str, str]:
     env = dict(os.environ)
     env.update(OMP_NUM_THREADS=str(threads), TORCH_HOME=str(tmp / "torch_home"), PYTHONPATH=str(ROOT), PYTHONWARNINGS="ignore")
     return env
+
+
+def train_here(cwd: Path, *args: str, code: Optional[int] = 0) -> Ran:
+    """``train.main(args)`` in this process, in ``cwd`` (saves/ there), without ImageNet weights; exits with ``code``
+    (None: any). TensorBoard's folder is given as an absolute path: a run stopped by an error leaves its writer's
+    thread to flush after the working folder is back."""
+    import train
+
+    cwd.mkdir(parents=True, exist_ok=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train, "LOG_ROOT", str(cwd.resolve() / train.LOG_ROOT))
+        result = call_main("train", list(args), cwd=cwd, env={"TORCH_HOME": str(cwd / "torch_home")})
+    assert code is None or result.returncode == code, f"rc {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def train_error(*args: str) -> str:
+    """``train.main(args)`` in-process stops with exit code 2 and one line ``error: ...``; returns that line."""
+    line = assert_one_line_error(call_main("train", list(args)))
+    assert line.startswith("error: "), line
+    return line
 
 
 def saved(cwd: Path, pattern: str) -> Path:
