@@ -10,6 +10,7 @@ import pytest
 from util.hardware import NATIVE_BF16_ENV
 
 
+@pytest.mark.slow
 def test_benchmark_tiny(tmp_path, cli):
     out_json, out_md = tmp_path / "b.json", tmp_path / "b.md"
     cli(
@@ -67,6 +68,7 @@ def test_benchmark_forced_amp_sizes_the_emulated_matmul_down(tmp_path, cli):
     assert result["matmul_size"] == 256
 
 
+@pytest.mark.slow
 def test_training_benchmark_tiny(tmp_path, cli):
     """Both precisions where bfloat16 is (said to be) native; --amp reported as skipped where it is not."""
     tiny = ["scripts.benchmark_train", "--configs", "lite", "--batch", "1", "--size", "32", "--iterations", "1", "--warmup", "0",

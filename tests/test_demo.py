@@ -1,7 +1,7 @@
 """demo.py: the README's main-job command, and its answers to bad input.
 
-The README's command runs as a real process (the demo's smoke run), as does the run that needs PyTorch started on
-AVX2 kernels; the rest calls ``demo.main(argv)`` in-process on conftest.py's ``clip`` with the lite checkpoint.
+The README's command (48 frames of 432x240: slow) and the runs that need PyTorch started on AVX2 kernels are real
+processes; the rest calls ``demo.main(argv)`` in-process on conftest.py's ``clip`` with the lite checkpoint.
 """
 
 import subprocess
@@ -9,6 +9,7 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 
 from datasets.synthetic import VideoSpec, render_video
 from tests.helpers import ROOT, assert_one_line_error, run, save_frames, save_mask
@@ -16,6 +17,7 @@ from tests.helpers import ROOT, assert_one_line_error, run, save_frames, save_ma
 SHIPPED = ROOT / "saves" / "qdmn_lite_synth.pth"
 
 
+@pytest.mark.slow
 def test_demo_default_sample_with_the_shipped_model(tmp_path):
     """`python demo.py` as a new user runs it (in an empty folder, so the sample is generated)."""
     proc = subprocess.run(

@@ -163,7 +163,7 @@ def _digests(output: str) -> dict[str, str]:
     ("launcher", "extra"),
     [
         (("torchrun", "--nproc_per_node=2"), ["--train_bn"]),  # the ranks average the statistics they learn from their own batches
-        ((sys.executable, "-m", "torch.distributed.launch", "--nproc_per_node=2"), []),
+        pytest.param((sys.executable, "-m", "torch.distributed.launch", "--nproc_per_node=2"), [], marks=pytest.mark.slow),
     ],
     ids=["torchrun-train_bn", "distributed.launch"],
 )
@@ -183,7 +183,8 @@ def test_two_processes_gloo(train_data, tmp_path, launcher, extra):
     assert bool(learnt) == bool(extra) and ("batch norm learns its statistics" in output) == bool(extra)
 
 
-@pytest.mark.parametrize("precision", [[], pytest.param(AMP, marks=pytest.mark.slow), ["--train_bn"]], ids=["float32", "amp", "train_bn"])
+@pytest.mark.parametrize("precision", [[], pytest.param(AMP, marks=pytest.mark.slow), pytest.param(["--train_bn"], marks=pytest.mark.slow)],
+                         ids=["float32", "amp", "train_bn"])
 def test_exact_resume(train_data, tmp_path, precision):
     # 5 videos, batch 2: 2 iterations per epoch; stopping after 3 resumes mid-epoch, after
     # an epoch change (and a max_jump change of the curriculum).
