@@ -252,17 +252,6 @@ def visitor(browser, server: Server) -> Iterator[Page]:
 
 
 # ---------------------------------------------------------------------------- without a browser
-@pytest.fixture
-def torch_state() -> Iterator[None]:
-    """An in-process run sets torch's threads and turns gradients off process-wide (as the eval scripts do): restored."""
-    import torch
-
-    threads, grad = torch.get_num_threads(), torch.is_grad_enabled()
-    yield
-    torch.set_num_threads(threads)
-    torch.set_grad_enabled(grad)
-
-
 def make_session(tmp_path: Path, limits: Limits = Limits()) -> Session:
     return Sessions(tmp_path / "sessions", limits).get("visitor")
 
@@ -427,7 +416,7 @@ def test_one_run_at_a_time_and_sessions_apart(tmp_path: Path, sample: dict[str, 
     assert not first.folder.exists() and second.folder.exists()
 
 
-def test_session_run_is_eval_generic(tmp_path: Path, sample: dict[str, Path], torch_state: None) -> None:
+def test_session_run_is_eval_generic(tmp_path: Path, sample: dict[str, Path]) -> None:
     """The session's masks equal eval_generic.py's, byte for byte; the hook sees every frame and the memory's decisions."""
     session = make_session(tmp_path)
     session.load_clip(sample["zip"])

@@ -16,7 +16,7 @@ from datasets import heldout
 from datasets.davis_test_dataset import davis2017_videos
 from datasets.heldout.clip import _sprite_mask
 from datasets.yv_test_dataset import youtube_videos
-from tests.helpers import ROOT, run, tree
+from tests.helpers import ROOT, assert_one_line_error, run, tree
 from util.palette import davis_palette
 
 TINY = ("--videos", "3", "--frames", "10", "--height", "64", "--width", "112", "--seed", "4", "--youtube")
@@ -116,8 +116,7 @@ def test_heldout_shares_no_code_with_the_training_generator():
 
 @pytest.mark.parametrize("args", [("--videos", "0"), ("--height", "16"), ("--seed", "-1"), ("--frames", "0")])
 def test_heldout_rejects_bad_arguments(tmp_path, args, make):
-    result = make(tmp_path / "out", *args)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert_one_line_error(make(tmp_path / "out", *args))
 
 
 def test_heldout_refuses_foreign_folders(tmp_path, make):

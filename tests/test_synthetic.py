@@ -14,7 +14,7 @@ from PIL import Image
 
 from datasets import synthetic
 from datasets.synthetic import AppearanceDrift, Distractor, Exit, HardEvents, LightingChange, ObjectStyle, Occlusion
-from tests.helpers import file_names, read_mask, run, tree
+from tests.helpers import assert_one_line_error, file_names, read_mask, run, tree
 from util.palette import davis_palette
 
 H, W = 32, 48
@@ -302,19 +302,14 @@ def test_cli_writes_layout(tmp_path):
     "bad", [["--height", "0"], ["--videos", "-1"], ["--frames", "x"]]
 )
 def test_cli_rejects_bad_sizes(tmp_path, bad, cli):
-    result = cli("scripts.make_synthetic", "--out", tmp_path / "out", *bad)
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert_one_line_error(cli("scripts.make_synthetic", "--out", tmp_path / "out", *bad))
     assert not (tmp_path / "out").exists()
 
 
 def test_cli_rejects_file_as_output(tmp_path, cli):
     target = tmp_path / "file.txt"
     target.write_text("x")
-    result = cli("scripts.make_synthetic", "--out", target)
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert "not a directory" in result.stderr
+    assert_one_line_error(cli("scripts.make_synthetic", "--out", target), "not a directory")
 
 
 # --- hard events and lazy rendering

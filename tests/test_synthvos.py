@@ -10,7 +10,7 @@ from PIL import Image
 
 from datasets import synthetic
 from datasets.synthetic import synthvos as synthvos_plan
-from tests.helpers import file_names, read_mask, run, tree
+from tests.helpers import assert_one_line_error, file_names, read_mask, run, tree
 
 
 def test_synthvos_plans_follow_the_definition():
@@ -123,9 +123,7 @@ def test_synthvos_youtube_set(synthvos):
     "bad", [["--sets", "val,foo"], ["--workers", "0"], ["--scale", "0"], ["--frames", "3"], ["--sets", ""], ["--seed", "2023"]]
 )
 def test_synthvos_rejects_bad_arguments(tmp_path, bad, make):
-    result = make(tmp_path / "out", *bad)
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert_one_line_error(make(tmp_path / "out", *bad))
     assert not (tmp_path / "out").exists()
 
 

@@ -13,7 +13,7 @@ from datasets.synthetic import wide
 from datasets.synthetic.render import _object_alpha
 from datasets.vos_dataset import VOSDataset
 from datasets.yv_test_dataset import youtube_videos
-from tests.helpers import call_main, tree
+from tests.helpers import assert_one_line_error, call_main, tree
 from util.palette import davis_palette
 
 
@@ -114,5 +114,4 @@ def test_wide_sets_are_training_layouts(wide_sets):
     [("--style", "wide"), ("--style", "wide", "--seed", "7", "--sets", "long"), ("--style", "wide", "--seed", "2022")],
 )
 def test_wide_rejects_bad_arguments(tmp_path, args, make):
-    result = make(tmp_path / "out", *args)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert_one_line_error(make(tmp_path / "out", *args))
