@@ -28,13 +28,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# Measured in one process (`OMP_NUM_THREADS=1 python -m pytest -q -n 0 --durations=0`, the default selection), longest
-# first; files not named here follow.
+# Measured per file in one process on a loaded 2-core machine (`OMP_NUM_THREADS=1 python -m pytest -q -n 0
+# --durations=0 tests/<file>`, the default selection: not the slow tests), longest first; files not named here follow.
 SLOWEST_FIRST = (
-    "test_training.py", "test_app.py", "test_distributed_eval.py", "test_benchmark.py", "test_demo.py",
-    "test_bad_inputs.py", "test_eval_cli.py", "test_readme_commands.py", "test_output_safety.py", "test_evidence.py",
-    "test_eval_resume.py", "test_hostile_inputs.py", "test_fast_paths.py", "test_heldout.py", "test_youtube_generic.py",
-    "test_train_safety.py",
+    "test_training.py", "test_app.py", "test_youtube_generic.py", "test_train_safety.py", "test_fast_paths.py",
+    "test_benchmark.py", "test_heldout.py", "test_download.py", "test_distributed_eval.py", "test_eval_cli.py", "test_demo.py",
+    "test_network.py", "test_eval_resume.py", "test_output_safety.py", "test_export.py", "test_fuzz.py", "test_bad_inputs.py",
+    "test_hostile_inputs.py",
 )
 
 
@@ -73,13 +73,14 @@ def process_state() -> Iterator[None]:
 
 
 @pytest.fixture
-def cli():
+def cli(tmp_path: Path):
     """``cli("eval_davis", *argv, cwd=None, env=None, check=False)``: the entry point's ``main(argv)`` in this process
-    (:func:`tests.helpers.call_main`; arguments may be paths); returns the exit status and the output as a ``Ran``."""
+    (:func:`tests.helpers.call_main`; arguments may be paths), in ``cwd`` (default: the test's ``tmp_path``, so that a
+    default output folder never lands in the repository); returns the exit status and the output as a ``Ran``."""
     from tests.helpers import call_main
 
     def call(entry: str, *argv, cwd: Path | None = None, env: dict[str, str] | None = None, check: bool = False):
-        return call_main(entry, [str(a) for a in argv], cwd=cwd, env=env, check=check)
+        return call_main(entry, [str(a) for a in argv], cwd=cwd or tmp_path, env=env, check=check)
 
     return call
 

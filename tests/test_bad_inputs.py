@@ -133,8 +133,8 @@ def test_frames_of_different_sizes(davis_copy, evaluate):
     frame = trainval / "JPEGImages/480p" / name / "00002.jpg"
     Image.open(frame).resize((80, 60)).save(frame)
     evaluate(trainval, ckpt, tmp / "o", check=True)
-    assert Image.open(tmp / "o" / name / "00002.png").size == (80, 60)
-    assert Image.open(tmp / "o" / name / "00003.png").size == (64, 48)
+    with Image.open(tmp / "o" / name / "00002.png") as resized, Image.open(tmp / "o" / name / "00003.png") as kept:
+        assert resized.size == (80, 60) and kept.size == (64, 48)
 
 
 def test_empty_folder_as_dataset_root(davis_copy, evaluate):

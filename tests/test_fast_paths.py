@@ -62,7 +62,8 @@ def propagate(net: QDMN, images, first: np.ndarray) -> tuple[list[np.ndarray], l
     return labels, margins, core.decisions
 
 
-@pytest.mark.parametrize("make, max_flips", [(demo_network, 1e-4), (official_random, 1e-4)], ids=["demo_model", "official_random"])
+@pytest.mark.parametrize("make, max_flips", [(demo_network, 1e-4), pytest.param(official_random, 1e-4, marks=pytest.mark.slow)],
+                         ids=["demo_model", "official_random"])
 def test_fast_path_masks_equal_the_straightforward_path(make, max_flips):
     torch.set_num_threads(1)
     images, ids = render_video(np.random.default_rng(11), VideoSpec(16, 96, 160, 2))

@@ -1,7 +1,7 @@
 """train.py end to end on tiny generated data (CPU, lite model, 64 px crops, batch 2).
 
-Runs call ``train.main(argv)`` in-process (:func:`tests.helpers.train_here`); real processes where the process is the point: the
-smoke run of stage 1, torchrun and torch.distributed.launch, signals and SIGKILL.
+Runs call ``train.main(argv)`` in-process (:func:`tests.helpers.train_here`); real processes where the process is the
+point: the smoke run of stage 1, torchrun and torch.distributed.launch (slow), SIGTERM and SIGKILL.
 """
 
 import math
@@ -162,7 +162,8 @@ def _digests(output: str) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("launcher", "extra"),
     [
-        (("torchrun", "--nproc_per_node=2"), ["--train_bn"]),  # the ranks average the statistics they learn from their own batches
+        # the ranks average the statistics they learn from their own batches
+        pytest.param(("torchrun", "--nproc_per_node=2"), ["--train_bn"], marks=pytest.mark.slow),
         pytest.param((sys.executable, "-m", "torch.distributed.launch", "--nproc_per_node=2"), [], marks=pytest.mark.slow),
     ],
     ids=["torchrun-train_bn", "distributed.launch"],
