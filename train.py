@@ -312,6 +312,8 @@ def train(opts: TrainConfig, env: DistEnv, config: ModelConfig, data: StageData,
     try:
         return train_from(opts, env, config, data, resume, network_state, log, logger, save_path)
     except BaseException:
+        if logger is not None:
+            logger.close()  # its writer thread ends with the run (an in-process caller goes on)
         if save_path is not None:
             remove_if_empty(save_path.parent)  # a run that saved nothing leaves no folder behind
         raise

@@ -4,7 +4,8 @@ The browser tests start ``python app.py`` on a free loopback port in a subproces
 temporary and working folders, one thread), drive it with Playwright pointed at the
 system's Chromium, refuse every request that is not to 127.0.0.1, and stop the server at
 the end. They skip, saying why, when Gradio, Playwright or Chromium is missing
-(``pip install -r requirements-app.txt``; Debian: ``apt-get install chromium``).
+(``pip install -r requirements-app.txt``; Debian: ``apt-get install chromium``). One browser test (a run that matches
+eval_generic.py) is in the default selection; the others are slow.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 import pytest
 
 from app_session import Limits, RunSettings, Session, Sessions, brush_colours, extract_frames, labels_from_layers
+from tests.helpers import call_main
 from util.errors import UserError
 from util.image_io import save_palette_png
 
@@ -250,17 +252,6 @@ def visitor(browser, server: Server) -> Iterator[Page]:
 
 
 # ---------------------------------------------------------------------------- without a browser
-@pytest.fixture
-def torch_state() -> Iterator[None]:
-    """An in-process run sets torch's threads and turns gradients off process-wide (as the eval scripts do): restored."""
-    import torch
-
-    threads, grad = torch.get_num_threads(), torch.is_grad_enabled()
-    yield
-    torch.set_num_threads(threads)
-    torch.set_grad_enabled(grad)
-
-
 def make_session(tmp_path: Path, limits: Limits = Limits()) -> Session:
     return Sessions(tmp_path / "sessions", limits).get("visitor")
 
@@ -425,7 +416,7 @@ def test_one_run_at_a_time_and_sessions_apart(tmp_path: Path, sample: dict[str, 
     assert not first.folder.exists() and second.folder.exists()
 
 
-def test_session_run_is_eval_generic(tmp_path: Path, sample: dict[str, Path], torch_state: None) -> None:
+def test_session_run_is_eval_generic(tmp_path: Path, sample: dict[str, Path]) -> None:
     """The session's masks equal eval_generic.py's, byte for byte; the hook sees every frame and the memory's decisions."""
     session = make_session(tmp_path)
     session.load_clip(sample["zip"])
@@ -440,9 +431,9 @@ def test_session_run_is_eval_generic(tmp_path: Path, sample: dict[str, Path], to
 
 
 def run_eval_generic(sample: dict[str, Path], output: Path) -> dict[str, bytes]:
-    cmd = [sys.executable, str(ROOT / "eval_generic.py"), "--model", str(MODEL), "--video", str(sample["frames"]),
-           "--masks", str(sample["masks"]), "--output", str(output), "--name", "clip", "--threads", "1", "--device", "cpu"]
-    subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True, timeout=RUN_TIMEOUT_S, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    """eval_generic.py's masks for the sample clip (its ``main`` in-process)."""
+    call_main("eval_generic", ["--model", str(MODEL), "--video", str(sample["frames"]), "--masks", str(sample["masks"]),
+                               "--output", str(output), "--name", "clip", "--threads", "1", "--device", "cpu"], check=True)
     return {p.name: p.read_bytes() for p in sorted((output / "clip").glob("*.png"))}
 
 
@@ -511,6 +502,7 @@ def test_browser_run_matches_eval_generic(visitor: Page, server: Server, sample:
     assert not session.exists(), "the session's folder is removed when its page is closed"
 
 
+@pytest.mark.slow
 def test_browser_painted_mask_runs(visitor: Page, server: Server, sample: dict[str, Path]) -> None:
     """A stroke painted on the first frame (the first brush colour) becomes object 1 of the first-frame mask, and runs."""
     from util.image_io import load_mask
@@ -567,6 +559,7 @@ def outside_session_files(server: Server) -> list[str]:
                   and not (p.parent == root and UPLOAD_STAGING.fullmatch(p.name)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["oversized", "not_a_video", "undecodable", "empty_mask", "nothing_painted", "no_mask"])
 def test_browser_bad_input_is_one_message(visitor: Page, server: Server, sample: dict[str, Path], tmp_path: Path, case: str) -> None:
     """Each bad input shows one message on the page; nothing is written outside the session's folder."""
@@ -622,6 +615,7 @@ def page_message(visitor: Page, expected: str, timeout_s: float = 60) -> str:
     raise AssertionError(f"no message with {expected!r} on the page: {text[-1500:]}")
 
 
+@pytest.mark.slow
 def test_browser_two_visitors_do_not_share_files(browser, server: Server, sample: dict[str, Path]) -> None:
     """Two pages get two session folders; neither page refers to the other's folder; closing one removes only its own."""
     before = set(server.sessions())

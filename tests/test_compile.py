@@ -32,7 +32,7 @@ from model.config import LITE
 from model.memory_policy import MemoryConfig
 from model.model import QDMNTrainer
 from model.network import QDMN, random_network
-from tests.test_youtube_generic import save_frames, save_mask
+from tests.helpers import save_frames, save_mask
 from util.image_io import normalize_image
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,12 +6,9 @@ Runs are in-process (``main(argv)``) on tiny generated videos with a random ``li
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,8 +17,7 @@ import eval_davis
 import eval_generic
 from datasets.synthetic import write_davis2017, write_davis2017_testdev
 from model.network import DEFAULT_TOP_K
-from tests.test_output_safety import assert_refused, tree
-from tests.test_output_safety import call as call_main
+from tests.helpers import assert_refused, call, tree
 from util.output_safety import STATE_DIR
 
 
@@ -32,28 +28,6 @@ def lite(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("lite") / "lite.pth"
     make_checkpoint(["--out", str(path), "--config", "lite", "--qam_activation", "sigmoid"])
     return path
-
-
-@contextlib.contextmanager
-def progress_on_this_stdout() -> Iterator[None]:
-    """Progress bars on the current (captured) stdout and stderr: progressbar writes to the streams it found first,
-    which may be an earlier test's, closed since."""
-    import progressbar
-
-    streams = progressbar.streams
-    saved = streams.original_stdout, streams.stdout, streams.original_stderr, streams.stderr
-    streams.original_stdout = streams.stdout = sys.stdout
-    streams.original_stderr = streams.stderr = sys.stderr
-    try:
-        yield
-    finally:
-        streams.original_stdout, streams.stdout, streams.original_stderr, streams.stderr = saved
-
-
-def call(main, *argv: str, capsys) -> tuple[int, list[str], str]:
-    """``main(argv)`` in-process: (exit code, stderr lines, stdout)."""
-    with progress_on_this_stdout():
-        return call_main(main, *argv, capsys=capsys)
 
 
 def add_frames(folder: Path, count: int) -> None:

@@ -1,21 +1,23 @@
-"""demo.py: the README's main-job command, and its answers to bad input."""
+"""demo.py: the README's main-job command, and its answers to bad input.
+
+The README's command (48 frames of 432x240: slow) and the runs that need PyTorch started on AVX2 kernels are real
+processes; the rest calls ``demo.main(argv)`` in-process on conftest.py's ``clip`` with the lite checkpoint.
+"""
 
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from datasets.synthetic import VideoSpec, render_video
-from tests.test_eval_cli import assert_one_line_error, run
-from tests.test_youtube_generic import save_frames, save_mask
+from tests.helpers import ROOT, assert_one_line_error, run, save_frames, save_mask
 
-ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "saves" / "qdmn_lite_synth.pth"
 
 
+@pytest.mark.slow
 def test_demo_default_sample_with_the_shipped_model(tmp_path):
     """`python demo.py` as a new user runs it (in an empty folder, so the sample is generated)."""
     proc = subprocess.run(
@@ -34,64 +36,44 @@ def test_demo_default_sample_with_the_shipped_model(tmp_path):
     assert 0.0 <= float(line.split()[1]) <= 100.0
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo_clip")
-    images, ids = render_video(np.random.default_rng(5), VideoSpec(4, 48, 64, 2))
-    save_frames(root / "frames", images)
-    (root / "masks").mkdir()
-    save_mask(root / "masks" / "00000.png", ids[0])
-    gt = root / "gt" / "frames"
-    gt.mkdir(parents=True)
-    for t, mask in enumerate(ids):
-        save_mask(gt / f"{t:05d}.png", mask)
-    ckpt = root / "lite.pth"
-    run("scripts/make_random_checkpoint.py", "--out", str(ckpt), "--config", "lite", "--qam_activation", "sigmoid")
-    return root, ckpt
-
-
-def demo(*args: str, check: bool = False) -> subprocess.CompletedProcess:
-    return run("demo.py", *args, check=check)
-
-
-def test_demo_on_a_given_video_with_ground_truth(clip, tmp_path):
-    root, ckpt = clip
-    proc = demo("--video", str(root / "frames"), "--masks", str(root / "masks"), "--gt", str(root / "gt" / "frames"),
-                "--model", str(ckpt), "--output", str(tmp_path), check=True)
+def test_demo_on_a_given_video_with_ground_truth(clip, lite_checkpoint, tmp_path, cli):
+    root, ckpt = clip, lite_checkpoint
+    proc = cli("demo", "--video", root / "frames", "--masks", root / "masks", "--gt", root / "gt" / "frames", "--model", ckpt,
+               "--output", tmp_path, check=True)
     assert len(list((tmp_path / "frames").glob("*.png"))) == 4
     assert "J&F " in proc.stdout
 
 
-def test_demo_ground_truth_folder_of_any_name_and_side_by_side_overlay(clip, tmp_path):
-    root, ckpt = clip
+def test_demo_ground_truth_folder_of_any_name_and_side_by_side_overlay(clip, lite_checkpoint, tmp_path, cli):
+    root, ckpt = clip, lite_checkpoint
     truth = tmp_path / "truth"  # not named like the video
     truth.mkdir()
     for png in (root / "gt" / "frames").iterdir():
         (truth / png.name).write_bytes(png.read_bytes())
-    proc = demo("--video", str(root / "frames"), "--masks", str(root / "masks"), "--gt", str(truth),
-                "--model", str(ckpt), "--output", str(tmp_path / "o"), check=True)
+    proc = cli("demo", "--video", root / "frames", "--masks", root / "masks", "--gt", truth, "--model", ckpt,
+               "--output", tmp_path / "o", check=True)
     assert f"against {truth}" in proc.stdout
     capture = cv2.VideoCapture(str(tmp_path / "o" / "frames_overlay.mp4"))
     assert capture.get(cv2.CAP_PROP_FRAME_WIDTH) == 2 * 64 + 4  # ground truth | prediction
     capture.release()
 
 
-def test_demo_ground_truth_is_checked_before_inference(clip, tmp_path):
-    root, ckpt = clip
+def test_demo_ground_truth_is_checked_before_inference(clip, lite_checkpoint, tmp_path, cli):
+    root, ckpt = clip, lite_checkpoint
     stray = tmp_path / "truth"
     stray.mkdir()
     for t in range(3):
         save_mask(stray / f"frame{t}.png", np.zeros((48, 64), np.uint8))
     out = tmp_path / "o"
-    proc = demo("--video", str(root / "frames"), "--masks", str(root / "masks"), "--gt", str(stray), "--model", str(ckpt),
-                "--output", str(out))
+    proc = cli("demo", "--video", root / "frames", "--masks", root / "masks", "--gt", stray, "--model", ckpt, "--output", out)
     assert_one_line_error(proc, "frame0.png", "name each mask like its frame")
     assert not out.exists()  # refused before anything ran or was written
 
 
-def test_demo_amp_without_native_bfloat16_runs_float32_with_one_warning(clip, tmp_path):
-    """As on an AVX2-only CPU (PyTorch kept off its AVX-512 kernels): --amp gives the float32 masks and one warning line."""
-    root, ckpt = clip
+def test_demo_amp_without_native_bfloat16_runs_float32_with_one_warning(clip, lite_checkpoint, tmp_path):
+    """As on an AVX2-only CPU (PyTorch kept off its AVX-512 kernels): --amp gives the float32 masks and one warning line.
+    Real processes: PyTorch chooses its kernels when it starts."""
+    root, ckpt = clip, lite_checkpoint
     video = ["--video", str(root / "frames"), "--masks", str(root / "masks"), "--model", str(ckpt)]
     avx2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
     amp = run("demo.py", *video, "--amp", "--output", str(tmp_path / "amp"), env=avx2)
@@ -102,8 +84,12 @@ def test_demo_amp_without_native_bfloat16_runs_float32_with_one_warning(clip, tm
         assert (tmp_path / "amp" / "frames" / png.name).read_bytes() == png.read_bytes()
 
 
-def test_demo_bad_inputs(clip, tmp_path):
-    root, ckpt = clip
+def test_demo_bad_inputs(clip, lite_checkpoint, tmp_path, cli):
+    root, ckpt = clip, lite_checkpoint
+
+    def demo(*args):
+        return cli("demo", *args)
+
     common = ["--model", str(ckpt), "--output", str(tmp_path / "o")]
     assert_one_line_error(demo("--video", str(root / "missing"), "--masks", str(root / "masks"), *common), "missing")
     assert_one_line_error(demo("--video", str(root / "frames"), *common), "--masks")

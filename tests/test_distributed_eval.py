@@ -1,4 +1,9 @@
-"""Evaluation over several processes (torchrun ranks on gloo, --shard I/N shards): the same bytes as one process."""
+"""Evaluation over several processes (torchrun ranks on gloo, --shard I/N shards): the same bytes as one process.
+
+torchrun runs real processes; the one-process references and the shards (one process each in real use, one after
+another here) call the entry point's ``main(argv)`` in-process. Most torchrun runs are slow; one stays in the default
+selection.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +21,7 @@ import pytest
 from datasets.synthetic import VideoSpec, render_video, write_davis2016, write_youtube
 from evaluation.arguments import shard_arg
 from evaluation.distributed import MERGE, Plan, incomplete_message, plan_from, split_by_frames
-from tests.test_eval_cli import ROOT, davis_with_lite_checkpoint, run
-from tests.test_youtube_generic import save_frames, save_mask
+from tests.helpers import ROOT, run, save_frames, save_mask, tree
 from util.errors import UserError
 from util.output_safety import STATE_DIR, is_complete, lock_output, video_lock
 
@@ -84,7 +88,9 @@ def test_a_shared_output_lock_admits_shards_but_not_a_plain_run(tmp_path):
 
 # ----------------------------------------------------------------------------- command lines
 def torchrun(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return run("-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()), *args, check=check)
+    """``torchrun --nproc_per_node 2 SCRIPT.py *args`` (``args[0]`` a module name, as ``cli`` takes it)."""
+    return run("-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()), f"{args[0]}.py", *args[1:],
+               check=check)
 
 
 def free_port() -> int:
@@ -95,37 +101,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def tree(folder: Path) -> dict[str, bytes]:
+def written(folder: Path) -> dict[str, bytes]:
     """Every file's bytes, without the run's bookkeeping in .qdmn/ (records name the command and the processes)."""
-    files = (p.relative_to(folder) for p in sorted(folder.rglob("*")) if p.is_file())
-    return {str(p): (folder / p).read_bytes() for p in files if p.parts[0] != STATE_DIR}
+    return tree(folder, bookkeeping=False)
 
 
 def set_aside(out: Path, name: str) -> tuple[dict[str, bytes], bytes]:
     """The output folder's masks and its zip's bytes; both moved away so the next run writes to the same path."""
     zip_path = out.with_name(f"{out.name}.zip")
-    result = tree(out), zip_path.read_bytes()
+    result = written(out), zip_path.read_bytes()
     out.rename(out.with_name(name))
     zip_path.rename(out.with_name(f"{name}.zip"))
     return result
 
 
 @pytest.fixture(scope="module")
-def davis(tmp_path_factory) -> tuple[Path, Path]:
-    """Five DAVIS videos of different lengths (so that the split is uneven) and a random lite checkpoint."""
-    root, ckpt = davis_with_lite_checkpoint(tmp_path_factory.mktemp("davis"), 11, 5, 8, 48, 64)
+def uneven(tmp_path_factory) -> Path:
+    """Five DAVIS videos of different lengths (so that the split is uneven)."""
+    from datasets.synthetic import write_davis2017
+
+    root = tmp_path_factory.mktemp("davis")
+    write_davis2017(root, seed=11, num_videos=5, num_frames=8, height=48, width=64, max_objects=2, splits=("val",))
     frames = root / "2017/trainval/JPEGImages/480p"
     for cut, video in zip((0, 2, 3, 5, 6), sorted(frames.iterdir())):
         for jpg in sorted(video.glob("*.jpg"))[8 - cut:]:
             jpg.unlink()
-    return root, ckpt
+    return root
 
 
-def test_torchrun_and_shards_write_what_one_process_writes_davis(davis, tmp_path):
-    root, ckpt = davis
+def test_torchrun_and_shards_write_what_one_process_writes_davis(uneven, lite_checkpoint, tmp_path, cli):
+    root, ckpt = uneven, lite_checkpoint
     out = tmp_path / "out"
-    args = ["eval_davis.py", "--model", str(ckpt), "--davis", str(root / "2017"), "--output", str(out), "--zip", *THREADS]
-    run(*args)
+    args = ["eval_davis", "--model", str(ckpt), "--davis", str(root / "2017"), "--output", str(out), "--zip", *THREADS]
+    cli(*args, check=True)
     reference = set_aside(out, "single")
 
     proc = torchrun(*args, "--stats_json", str(tmp_path / "stats.json"))
@@ -137,68 +145,72 @@ def test_torchrun_and_shards_write_what_one_process_writes_davis(davis, tmp_path
     assert [r["rank"] for r in records] == [0, 1] and sum(r["videos"] for r in records) == 5
     assert all(r["status"] == "done" and r["frames"] > 0 for r in records)
 
-    first = run(*args, "--shard", "1/2")
+    first = cli(*args, "--shard", "1/2", check=True)
     assert "left to the other shards" in first.stdout and not out.with_name("out.zip").exists()
-    merge = run(*args, "--shard", MERGE, check=False)
+    merge = cli(*args, "--shard", MERGE)
     assert merge.returncode == 1 and "not complete" in merge.stderr
-    last = run(*args, "--shard", "0/2")
+    last = cli(*args, "--shard", "0/2", check=True)
     assert "shard 0/2" in last.stdout and "shard 1/2" in last.stdout and "Submission archive" in last.stdout
     assert set_aside(out, "shards") == reference
 
 
-def test_torchrun_youtube_layout_matches_one_process(tmp_path):
+@pytest.mark.slow
+def test_torchrun_youtube_layout_matches_one_process(lite_checkpoint, tmp_path, cli):
     yv = tmp_path / "yv"
     write_youtube(yv, seed=9, num_videos=3, num_frames=5, height=48, width=80, max_objects=2)
-    ckpt = tmp_path / "lite.pth"
-    run("scripts/make_random_checkpoint.py", "--out", str(ckpt), "--config", "lite", "--seed", "4", "--qam_activation", "sigmoid")
     out = tmp_path / "out"
-    args = ["eval_youtube.py", "--model", str(ckpt), "--yv", str(yv), "--output", str(out), "--size", "64", "--zip", *THREADS]
-    run(*args)
+    args = ["eval_youtube", "--model", str(lite_checkpoint), "--yv", str(yv), "--output", str(out), "--size", "64", "--zip", *THREADS]
+    cli(*args, check=True)
     reference = set_aside(out, "single")
     torchrun(*args)
     assert set_aside(out, "torchrun") == reference
-    run(*args, "--shard", "0/2")
-    run(*args, "--shard", "1/2")
+    cli(*args, "--shard", "0/2", check=True)
+    cli(*args, "--shard", "1/2", check=True)
     assert set_aside(out, "shards") == reference
 
 
-def test_torchrun_davis_2016_matches_one_process(tmp_path):
+@pytest.mark.slow
+def test_torchrun_davis_2016_matches_one_process(lite_checkpoint, tmp_path, cli):
     write_davis2016(tmp_path, seed=5, num_videos=3, num_frames=4, height=48, width=64)
-    ckpt = tmp_path / "lite.pth"
-    run("scripts/make_random_checkpoint.py", "--out", str(ckpt), "--config", "lite", "--seed", "6", "--qam_activation", "sigmoid")
     out = tmp_path / "out"
-    args = ["eval_davis_2016.py", "--model", str(ckpt), "--davis", str(tmp_path / "2016"), "--output", str(out), *THREADS]
-    run(*args)
-    reference = tree(out)
+    args = ["eval_davis_2016", "--model", str(lite_checkpoint), "--davis", str(tmp_path / "2016"), "--output", str(out), *THREADS]
+    cli(*args, check=True)
+    reference = written(out)
     out.rename(tmp_path / "single")
     torchrun(*args)
-    assert tree(out) == reference and len(reference) == 12
+    assert written(out) == reference and len(reference) == 12
 
 
-def test_a_failing_rank_leaves_the_others_videos_and_names_its_own(davis, tmp_path):
+@pytest.mark.slow
+def test_a_failing_rank_leaves_the_others_videos_and_names_its_own(uneven, lite_checkpoint, tmp_path):
     """A video that cannot be decoded stops its rank; the other rank still writes its share, and the run says what is missing."""
-    root, ckpt = davis
+    root, ckpt = uneven, lite_checkpoint
     broken = tmp_path / "davis"
     subprocess.run(["cp", "-r", str(root / "2017"), str(broken)], check=True)
     videos = sorted((broken / "trainval/JPEGImages/480p").iterdir())
     bad = videos[0]  # the longest video: rank 0's first
     (bad / "00003.jpg").write_bytes(b"not a jpeg")
     out = tmp_path / "out"
-    args = ["eval_davis.py", "--model", str(ckpt), "--davis", str(broken), "--output", str(out), *THREADS]
+    args = ["eval_davis", "--model", str(ckpt), "--davis", str(broken), "--output", str(out), *THREADS]
     proc = torchrun(*args, check=False)
     assert proc.returncode != 0
     assert "00003.jpg" in proc.stderr and f"1 video(s) not complete: {bad.name}" in proc.stderr
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [v.name for v in videos[1:]]
 
 
-def test_killing_a_rank_then_rerunning_completes_the_same_folder(tmp_path):
-    root, ckpt = davis_with_lite_checkpoint(tmp_path, 7, 6, 30, 48, 64)
+@pytest.mark.slow
+def test_killing_a_rank_then_rerunning_completes_the_same_folder(lite_checkpoint, tmp_path, cli):
+    from datasets.synthetic import write_davis2017
+
+    root, ckpt = tmp_path, lite_checkpoint
+    write_davis2017(root, seed=7, num_videos=6, num_frames=30, height=48, width=64, max_objects=2, splits=("val",))
     out = tmp_path / "out"
-    args = ["eval_davis.py", "--model", str(ckpt), "--davis", str(root / "2017"), "--output", str(out), "--zip", *THREADS]
-    run(*args)
+    args = ["eval_davis", "--model", str(ckpt), "--davis", str(root / "2017"), "--output", str(out), "--zip", *THREADS]
+    cli(*args, check=True)
     reference = set_aside(out, "single")
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()), *args]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()), "eval_davis.py",
+           *args[1:]]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     rank1 = out / STATE_DIR / "ranks" / "torchrun-1-of-2.json"
     deadline = time.time() + 120
@@ -222,7 +234,8 @@ def test_killing_a_rank_then_rerunning_completes_the_same_folder(tmp_path):
     assert set_aside(out, "rerun") == reference
 
 
-def test_torchrun_generic_video_one_rank_writes_it_and_the_overlay(tmp_path):
+@pytest.mark.slow
+def test_torchrun_generic_video_one_rank_writes_it_and_the_overlay(lite_checkpoint, tmp_path, cli):
     """One video over two ranks: one rank has nothing to do; the masks are the one-process masks, and the overlay
     and J&F are written once, after the masks."""
     frames, masks = render_video(np.random.default_rng(3), VideoSpec(6, 48, 64, 2))
@@ -230,16 +243,14 @@ def test_torchrun_generic_video_one_rank_writes_it_and_the_overlay(tmp_path):
     save_mask(tmp_path / "masks/00000.png", masks[0])
     for t, mask in enumerate(masks):
         save_mask(tmp_path / f"gt/{t:05d}.png", mask)
-    ckpt = tmp_path / "lite.pth"
-    run("scripts/make_random_checkpoint.py", "--out", str(ckpt), "--config", "lite", "--seed", "5", "--qam_activation", "sigmoid")
     out = tmp_path / "out"
-    args = ["eval_generic.py", "--model", str(ckpt), "--video", str(tmp_path / "clip"), "--masks", str(tmp_path / "masks"),
+    args = ["eval_generic", "--model", str(lite_checkpoint), "--video", str(tmp_path / "clip"), "--masks", str(tmp_path / "masks"),
             "--gt", str(tmp_path / "gt"), "--output", str(out), "--overlay", *THREADS]
-    run(*args)
-    reference = tree(out)
+    cli(*args, check=True)
+    reference = written(out)
     out.rename(tmp_path / "single")
     proc = torchrun(*args)
     assert proc.stdout.count("J&F ") == 1 and proc.stdout.count("Overlay: ") == 1
-    got = tree(out)
+    got = written(out)
     assert {k: v for k, v in got.items() if k.startswith("clip/")} == {k: v for k, v in reference.items() if k.startswith("clip/")}
     assert sorted(got) == sorted(reference)  # the overlay video and preview too

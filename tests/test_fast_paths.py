@@ -66,7 +66,8 @@ def propagate(net: QDMN, images, first: np.ndarray) -> tuple[list[np.ndarray], l
     return labels, margins, core.decisions, probs
 
 
-@pytest.mark.parametrize("make, max_flips", [(demo_network, 1e-4), (official_random, 1e-4)], ids=["demo_model", "official_random"])
+@pytest.mark.parametrize("make, max_flips", [(demo_network, 1e-4), pytest.param(official_random, 1e-4, marks=pytest.mark.slow)],
+                         ids=["demo_model", "official_random"])
 def test_fast_path_masks_equal_the_straightforward_path(make, max_flips):
     torch.set_num_threads(1)
     images, ids = render_video(np.random.default_rng(11), VideoSpec(16, 96, 160, 2))
@@ -109,7 +110,7 @@ def test_bfloat16_weights_under_autocast_agree_with_float32():
     fp32 = demo_network().optimize_for_inference()
     bf16 = demo_network().optimize_for_inference(torch.bfloat16)
     assert bf16.rgb_encoder.conv1.weight.dtype == torch.bfloat16
-    a, _, _ = propagate(fp32, images, ids[0])
+    a = propagate(fp32, images, ids[0])[0]
     b = propagate_amp(bf16, images, ids[0])
     agreement = np.mean([np.mean(x == y) for x, y in zip(a, b)])
     # The 99.5 % target of the mixed-precision work (99.97 % here; 99.94 % over SynthVOS

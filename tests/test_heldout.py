@@ -16,37 +16,30 @@ from datasets import heldout
 from datasets.davis_test_dataset import davis2017_videos
 from datasets.heldout.clip import _sprite_mask
 from datasets.yv_test_dataset import youtube_videos
+from tests.helpers import ROOT, assert_one_line_error, run, tree
 from util.palette import davis_palette
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def _make(out: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "scripts.make_heldout", "--out", str(out), *args],
-        cwd=ROOT, check=False, capture_output=True, text=True, timeout=120,
-    )
-
 
 TINY = ("--videos", "3", "--frames", "10", "--height", "64", "--width", "112", "--seed", "4", "--youtube")
 
 
+@pytest.fixture
+def make(cli):
+    """``make(out, *args)``: scripts/make_heldout.py's ``main`` in-process."""
+    return lambda out, *args: cli("scripts.make_heldout", "--out", out, *args)
+
+
 @pytest.fixture(scope="module")
 def held(tmp_path_factory):
+    """The held-out set, written once by the script as a real process (its smoke run)."""
     out = tmp_path_factory.mktemp("heldout") / "out"
-    result = _make(out, *TINY)
-    assert result.returncode == 0, result.stderr
+    result = run("scripts/make_heldout.py", "--out", str(out), *TINY)
     assert result.stdout.startswith("held-out: 3 videos, 30 frames")
     return out
 
 
-def test_heldout_is_deterministic_from_its_seed(held, tmp_path):
-    assert _make(tmp_path / "again", *TINY).returncode == 0
-    assert _files(held) == _files(tmp_path / "again")
+def test_heldout_is_deterministic_from_its_seed(held, tmp_path, make):
+    assert make(tmp_path / "again", *TINY).returncode == 0
+    assert tree(held) == tree(tmp_path / "again")
     other = tmp_path / "other"
     heldout.write_heldout(other, 1, 2, 64, 112, seed=5)
     first = "2017/trainval/JPEGImages/480p/heldout-000/00000.jpg"
@@ -122,35 +115,30 @@ def test_heldout_shares_no_code_with_the_training_generator():
 
 
 @pytest.mark.parametrize("args", [("--videos", "0"), ("--height", "16"), ("--seed", "-1"), ("--frames", "0")])
-def test_heldout_rejects_bad_arguments(tmp_path, args):
-    result = _make(tmp_path / "out", *args)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+def test_heldout_rejects_bad_arguments(tmp_path, args, make):
+    assert_one_line_error(make(tmp_path / "out", *args))
 
 
-def test_heldout_refuses_foreign_folders(tmp_path):
+def test_heldout_refuses_foreign_folders(tmp_path, make):
     out = tmp_path / "out"
     out.mkdir()
     (out / "mine.txt").write_text("x")
     small = ("--videos", "1", "--frames", "2", "--height", "32", "--width", "48")
-    result = _make(out, *small, "--overwrite")
+    result = make(out, *small, "--overwrite")
     assert result.returncode == 2 and "did not write" in result.stderr
     (out / "mine.txt").unlink()
-    assert _make(out, *small).returncode == 0
-    assert _make(out, *small).returncode == 2
-    assert _make(out, *small, "--overwrite").returncode == 0
+    assert make(out, *small).returncode == 0
+    assert make(out, *small).returncode == 2
+    assert make(out, *small, "--overwrite").returncode == 0
 
 
-def test_evidence_script_scores_the_model_and_the_baseline_on_held_out_clips(tmp_path):
-    """scripts/evidence_synthvos.py --heldout: a row per layout and method, the baseline's J&F as the copied masks give it."""
-    from tests.test_eval_cli import run
-
+def test_evidence_script_scores_the_model_and_the_baseline_on_held_out_clips(lite_checkpoint, tmp_path, make, cli):
+    """scripts/evidence_synthvos.py --heldout: a row per layout and method, the baseline's J&F as the copied masks give it.
+    The script runs in-process; it runs eval_davis.py and eval_youtube.py as processes."""
     data = tmp_path / "heldout"
-    run("scripts/make_heldout.py", "--out", str(data), "--videos", "2", "--frames", "4", "--height", "48", "--width", "64",
-        "--seed", "3", "--youtube")
-    ckpt = tmp_path / "lite.pth"
-    run("scripts/make_random_checkpoint.py", "--out", str(ckpt), "--config", "lite", "--qam_activation", "sigmoid")
-    run("scripts/evidence_synthvos.py", "--model", str(ckpt), "--root", "", "--heldout", str(data), "--out", str(tmp_path / "ev"),
-        "--name", "heldout", "--work", str(tmp_path / "work"), "--device", "cpu")
+    assert make(data, "--videos", "2", "--frames", "4", "--height", "48", "--width", "64", "--seed", "3", "--youtube").returncode == 0
+    cli("scripts.evidence_synthvos", "--model", lite_checkpoint, "--root", "", "--heldout", data, "--out", tmp_path / "ev",
+        "--name", "heldout", "--work", tmp_path / "work", "--device", "cpu", check=True)
     rows = [line for line in (tmp_path / "ev" / "heldout.md").read_text().splitlines() if line.startswith("| held-out")]
     assert [row.split(" | ")[1] for row in rows] == ["model", "copy first mask"] * 2
     report = json.loads((tmp_path / "ev" / "heldout.json").read_text())

@@ -19,6 +19,7 @@ from PIL import Image
 from scipy import ndimage
 
 from scripts import evaluate_jf
+from tests.helpers import assert_one_line_error
 from util import metrics as M
 from util import metrics_folders
 
@@ -259,6 +260,7 @@ def test_read_mask_modes(tmp_path: Path) -> None:
 
 
 def test_cli_writes_official_csvs_and_json(tmp_path: Path) -> None:
+    """scripts/evaluate_jf.py's smoke run: a real process (two worker processes)."""
     gt_root, pred_root = _write_pair(tmp_path)
     out_json, csv_dir = tmp_path / "out" / "jf.json", tmp_path / "csv"
     cmd = [sys.executable, *SCRIPT, str(gt_root), str(pred_root), "--json", str(out_json)]
@@ -279,18 +281,11 @@ def test_cli_writes_official_csvs_and_json(tmp_path: Path) -> None:
     assert set(data["sequences"]) == {"alpha", "beta"}
 
 
-def test_cli_missing_folder_exits_2(tmp_path: Path) -> None:
+def test_cli_missing_folder_exits_2(tmp_path: Path, cli) -> None:
     gt_root, _ = _write_pair(tmp_path)
     missing = tmp_path / "nope"
-    proc = subprocess.run(
-        [sys.executable, *SCRIPT, str(gt_root), str(missing), "--json", str(tmp_path / "j.json")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 2
-    assert len(proc.stderr.strip().splitlines()) == 1 and str(missing) in proc.stderr
+    proc = cli("scripts.evaluate_jf", gt_root, missing, "--json", tmp_path / "j.json")
+    assert_one_line_error(proc, str(missing))
     assert not (tmp_path / "j.json").exists()
 
 

@@ -2,19 +2,18 @@
 
 The commands themselves run at tiny size elsewhere (tests/test_demo.py, tests/test_eval_cli.py,
 tests/test_youtube_generic.py, tests/test_benchmark.py, tests/test_training.py); this walk
-catches a renamed script or flag that the documentation still uses.
+catches a renamed script or flag that the documentation still uses. Each script's ``--help`` is asked of its
+``main(argv)`` in-process.
 """
 
 import re
 import shlex
-import subprocess
-import sys
 from functools import cache
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT, call_main
+
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 CODE_BLOCK = re.compile(r"```(?:bash|sh|console)?\n(.*?)```", re.S)
 
@@ -61,10 +60,9 @@ TARGETS = sorted({(doc, *[t[0]], tuple(t[1])) for doc, cmd in COMMANDS if (t := 
 
 @cache
 def help_text(script: str) -> str:
-    runnable = ["-m", script[: -len(".py")].replace("/", ".")] if script.startswith("scripts/") else [script]
-    proc = subprocess.run([sys.executable, *runnable, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, f"{script} --help failed:\n{proc.stderr[-2000:]}"
-    return proc.stdout
+    result = call_main(script[: -len(".py")].replace("/", "."), ["--help"])
+    assert result.returncode == 0, f"{script} --help failed:\n{result.stderr[-2000:]}"
+    return result.stdout
 
 
 def test_the_documents_have_commands():

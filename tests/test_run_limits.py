@@ -18,8 +18,7 @@ import train
 from datasets.synthetic import write_davis2017, write_static
 from model.checkpoint import safe_load
 from model.config import PRESETS
-from tests.test_completion import progress_on_this_stdout
-from tests.test_output_safety import tree
+from tests.helpers import progress_on_this_stdout, tree
 from training.memory_budget import largest_fitting_size, step_bytes
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,26 +14,10 @@ from PIL import Image
 
 from datasets import synthetic
 from datasets.synthetic import AppearanceDrift, Distractor, Exit, HardEvents, LightingChange, ObjectStyle, Occlusion
+from tests.helpers import assert_one_line_error, file_names, read_mask, run, tree
 from util.palette import davis_palette
 
-ROOT = Path(__file__).resolve().parent.parent
 H, W = 32, 48
-
-
-def _files(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
-def _names(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir())
-
-
-def _mask(path: Path) -> np.ndarray:
-    return np.array(Image.open(path))
 
 
 # --- palette
@@ -125,7 +107,7 @@ def test_davis2017_is_deterministic(tmp_path):
     synthetic.write_davis2017(tmp_path / "a", seed=0, **args)
     synthetic.write_davis2017(tmp_path / "b", seed=0, **args)
     synthetic.write_davis2017(tmp_path / "c", seed=1, **args)
-    a, b, c = _files(tmp_path / "a"), _files(tmp_path / "b"), _files(tmp_path / "c")
+    a, b, c = tree(tmp_path / "a"), tree(tmp_path / "b"), tree(tmp_path / "c")
     assert a == b
     assert a.keys() == c.keys()
     jpgs = [k for k in a if k.endswith(".jpg")]
@@ -137,7 +119,7 @@ def test_video_content_does_not_depend_on_video_count(tmp_path):
     synthetic.write_davis2017(tmp_path / "two", num_videos=2, **args)
     synthetic.write_davis2017(tmp_path / "three", num_videos=3, **args)
     seq = Path("2017/trainval/JPEGImages/480p/synth-001")
-    assert _files(tmp_path / "two" / seq) == _files(tmp_path / "three" / seq)
+    assert tree(tmp_path / "two" / seq) == tree(tmp_path / "three" / seq)
 
 
 def test_davis2017_layout(tmp_path):
@@ -150,8 +132,8 @@ def test_davis2017_layout(tmp_path):
     assert (sets / "train.txt").read_text() == "synth-000\nsynth-002\n"
     assert (sets / "val.txt").read_text() == "synth-001\n"
     for seq in ("synth-000", "synth-001", "synth-002"):
-        jpgs = _names(base / "JPEGImages" / "480p" / seq)
-        pngs = _names(base / "Annotations" / "480p" / seq)
+        jpgs = file_names(base / "JPEGImages" / "480p" / seq)
+        pngs = file_names(base / "Annotations" / "480p" / seq)
         assert jpgs == [f"{i:05d}.jpg" for i in range(4)]
         assert [p.replace(".png", ".jpg") for p in pngs] == jpgs
         image = Image.open(base / "JPEGImages" / "480p" / seq / "00000.jpg")
@@ -161,7 +143,7 @@ def test_davis2017_layout(tmp_path):
             assert mask.mode == "P" and mask.size == (W, H)
             assert bytes(mask.getpalette()) == davis_palette()
             assert set(np.unique(np.array(mask))) <= {0, 1, 2, 3}
-        first = _mask(base / "Annotations" / "480p" / seq / "00000.png")
+        first = read_mask(base / "Annotations" / "480p" / seq / "00000.png")
         assert first.max() >= 1
 
 
@@ -172,8 +154,8 @@ def test_davis2017_testdev_layout(tmp_path):
     base = tmp_path / "2017" / "test-dev"
     assert (base / "ImageSets" / "2017" / "test-dev.txt").read_text().split() == names
     for seq in names:
-        assert len(_names(base / "JPEGImages" / "480p" / seq)) == 4
-        assert _names(base / "Annotations" / "480p" / seq) == ["00000.png"]
+        assert len(file_names(base / "JPEGImages" / "480p" / seq)) == 4
+        assert file_names(base / "Annotations" / "480p" / seq) == ["00000.png"]
         assert Image.open(base / "Annotations" / "480p" / seq / "00000.png").mode == "P"
 
 
@@ -186,8 +168,8 @@ def test_davis2016_layout(tmp_path):
     assert listing.read_text() == "synth-000\nsynth-001\n"
     for seq in names["val"]:
         annotations = tmp_path / "2016" / "Annotations" / "480p" / seq
-        assert len(_names(tmp_path / "2016" / "JPEGImages" / "480p" / seq)) == 4
-        assert len(_names(annotations)) == 4
+        assert len(file_names(tmp_path / "2016" / "JPEGImages" / "480p" / seq)) == 4
+        assert len(file_names(annotations)) == 4
         mask = Image.open(annotations / "00000.png")
         assert mask.mode == "L"
         assert set(np.unique(np.array(mask))) == {0, 255}
@@ -208,8 +190,8 @@ def youtube_valid(tmp_path_factory):
 def test_youtube_frames(youtube_valid):
     root, names = youtube_valid
     for vid in names:
-        sparse = _names(root / "valid" / "JPEGImages" / vid)
-        dense = _names(root / "all_frames" / "valid_all_frames" / "JPEGImages" / vid)
+        sparse = file_names(root / "valid" / "JPEGImages" / vid)
+        dense = file_names(root / "all_frames" / "valid_all_frames" / "JPEGImages" / vid)
         assert sparse == ["00000.jpg", "00005.jpg", "00010.jpg", "00015.jpg"]
         assert dense == [f"{i:05d}.jpg" for i in range(20)]
         assert len(dense) == 5 * len(sparse)
@@ -230,7 +212,7 @@ def test_youtube_annotations_only_on_first_appearance(youtube_valid):
         for object_id, info in objects.items():
             first.setdefault(info["frames"][0], set()).add(int(object_id))
         annotations = root / "valid" / "Annotations" / vid
-        assert _names(annotations) == sorted(f"{f}.png" for f in first)
+        assert file_names(annotations) == sorted(f"{f}.png" for f in first)
         for frame, new_ids in first.items():
             mask = Image.open(annotations / f"{frame}.png")
             assert mask.mode == "P" and bytes(mask.getpalette()) == davis_palette()
@@ -252,13 +234,13 @@ def test_youtube_train_annotates_every_sparse_frame(tmp_path):
     )
     meta = json.loads((tmp_path / "train" / "meta.json").read_text())
     for vid in names:
-        jpgs = _names(tmp_path / "train" / "JPEGImages" / vid)
-        pngs = _names(tmp_path / "train" / "Annotations" / vid)
+        jpgs = file_names(tmp_path / "train" / "JPEGImages" / vid)
+        pngs = file_names(tmp_path / "train" / "Annotations" / vid)
         assert jpgs == ["00000.jpg", "00005.jpg", "00010.jpg"]
         assert [p.replace(".png", ".jpg") for p in pngs] == jpgs
         for object_id, info in meta["videos"][vid]["objects"].items():
             for frame in info["frames"]:
-                assert int(object_id) in _mask(
+                assert int(object_id) in read_mask(
                     tmp_path / "train" / "Annotations" / vid / f"{frame}.png"
                 )
 
@@ -271,11 +253,11 @@ def test_static_layout(tmp_path):
         tmp_path, seed=0, num_images=2, height=H, width=W, num_classes=2
     )
     assert counts["fss"] == 4
-    classes = _names(tmp_path / "fss")
+    classes = file_names(tmp_path / "fss")
     assert len(classes) == 2
-    assert _names(tmp_path / "fss" / classes[0]) == ["1.jpg", "1.png", "2.jpg", "2.png"]
+    assert file_names(tmp_path / "fss" / classes[0]) == ["1.jpg", "1.png", "2.jpg", "2.png"]
     for name in synthetic.STATIC_SETS:
-        files = _names(tmp_path / name)
+        files = file_names(tmp_path / name)
         jpgs = [f for f in files if f.endswith(".jpg")]
         assert len(jpgs) == 2
         assert sorted(f.replace(".jpg", ".png") for f in jpgs) == [
@@ -290,20 +272,11 @@ def test_static_layout(tmp_path):
 # --- CLI
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "scripts.make_synthetic", *args],
-        cwd=ROOT,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_cli_writes_layout(tmp_path):
+    """scripts/make_synthetic.py's smoke run: a real process."""
     out = tmp_path / "out"
-    result = _cli(
+    result = run(
+        "scripts/make_synthetic.py",
         "--out",
         str(out),
         "--seed",
@@ -321,7 +294,6 @@ def test_cli_writes_layout(tmp_path):
         "--max_objects",
         "1",
     )
-    assert result.returncode == 0, result.stderr
     assert len(result.stdout.strip().splitlines()) == 1
     assert (out / "2016" / "Annotations" / "480p" / "synth-000" / "00001.png").is_file()
 
@@ -329,20 +301,15 @@ def test_cli_writes_layout(tmp_path):
 @pytest.mark.parametrize(
     "bad", [["--height", "0"], ["--videos", "-1"], ["--frames", "x"]]
 )
-def test_cli_rejects_bad_sizes(tmp_path, bad):
-    result = _cli("--out", str(tmp_path / "out"), *bad)
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1
+def test_cli_rejects_bad_sizes(tmp_path, bad, cli):
+    assert_one_line_error(cli("scripts.make_synthetic", "--out", tmp_path / "out", *bad))
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_rejects_file_as_output(tmp_path):
+def test_cli_rejects_file_as_output(tmp_path, cli):
     target = tmp_path / "file.txt"
     target.write_text("x")
-    result = _cli("--out", str(target))
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert "not a directory" in result.stderr
+    assert_one_line_error(cli("scripts.make_synthetic", "--out", target), "not a directory")
 
 
 # --- hard events and lazy rendering

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,13 +13,8 @@ from datasets.synthetic import wide
 from datasets.synthetic.render import _object_alpha
 from datasets.vos_dataset import VOSDataset
 from datasets.yv_test_dataset import youtube_videos
+from tests.helpers import assert_one_line_error, call_main, tree
 from util.palette import davis_palette
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_wide_video_is_a_function_of_the_seed():
@@ -76,27 +68,25 @@ def test_wide_events_happen():
         wide.sample_wide_scene(np.random.default_rng(0), synthetic.VideoSpec(4, 32, 32, 1, leave_return=[True]))
 
 
-def _synthvos(out: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "scripts.make_synthvos", "--out", str(out), *args],
-        cwd=ROOT, check=False, capture_output=True, text=True, timeout=120,
-    )
-
-
 TINY = ("--style", "wide", "--seed", "7", "--scale", "0.2", "--frames", "15", "--videos", "2", "--workers", "1")
+
+
+@pytest.fixture
+def make(cli):
+    """``make(out, *args)``: scripts/make_synthvos.py's ``main`` in-process."""
+    return lambda out, *args: cli("scripts.make_synthvos", "--out", out, *args)
 
 
 @pytest.fixture(scope="module")
 def wide_sets(tmp_path_factory):
     out = tmp_path_factory.mktemp("wide") / "out"
-    result = _synthvos(out, *TINY)
-    assert result.returncode == 0, result.stderr
+    call_main("scripts.make_synthvos", ["--out", str(out), *TINY], check=True)
     return out
 
 
-def test_wide_sets_are_deterministic(wide_sets, tmp_path):
-    assert _synthvos(tmp_path / "again", *TINY).returncode == 0
-    assert _files(wide_sets) == _files(tmp_path / "again")
+def test_wide_sets_are_deterministic(wide_sets, tmp_path, make):
+    assert make(tmp_path / "again", *TINY).returncode == 0
+    assert tree(wide_sets) == tree(tmp_path / "again")
 
 
 def test_wide_sets_are_training_layouts(wide_sets):
@@ -123,6 +113,5 @@ def test_wide_sets_are_training_layouts(wide_sets):
     "args",
     [("--style", "wide"), ("--style", "wide", "--seed", "7", "--sets", "long"), ("--style", "wide", "--seed", "2022")],
 )
-def test_wide_rejects_bad_arguments(tmp_path, args):
-    result = _synthvos(tmp_path / "out", *args)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+def test_wide_rejects_bad_arguments(tmp_path, args, make):
+    assert_one_line_error(make(tmp_path / "out", *args))

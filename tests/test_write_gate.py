@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.test_output_safety import assert_refused, call, tree
+from tests.helpers import assert_refused, call, tree
 from tests.write_calls import ROOT, write_calls
 from util import write_gate
 from util.errors import UserError

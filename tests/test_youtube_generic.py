@@ -1,54 +1,22 @@
-"""YouTube-VOS and generic-video evaluation, on generated data."""
+"""YouTube-VOS and generic-video evaluation, on generated data (conftest.py's ``youtube`` layout, the lite checkpoint).
+
+eval_youtube.py and eval_generic.py each run once as a real process (their smoke runs); the rest in-process.
+"""
 
 import zipfile
 from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
-from datasets.synthetic import VideoSpec, render_video, write_youtube
+from datasets.synthetic import VideoSpec, render_video
 from datasets.video_source import VideoSource
 from engine.core import InferenceCore
 from model.memory_policy import MemoryConfig
 from model.network import random_network
-from tests.test_eval_cli import assert_one_line_error, run
-from util.palette import davis_palette
-
-
-@pytest.fixture(scope="module")
-def lite_checkpoint(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("ckpt") / "lite.pth"
-    run("scripts/make_random_checkpoint.py", "--out", str(path), "--config", "lite", "--seed", "2", "--qam_activation", "sigmoid")
-    return path
-
-
-def save_frames(folder: Path, frames, ext: str = ".jpg", step: int = 1) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for t, frame in enumerate(frames):
-        Image.fromarray(frame).save(folder / f"{t * step:05d}{ext}", quality=95)
-
-
-def save_mask(path: Path, mask: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img = Image.fromarray(mask)
-    img.putpalette(davis_palette())
-    img.save(path)
-
-
-@pytest.fixture(scope="module")
-def youtube(tmp_path_factory) -> Path:
-    """Two generated videos, plus one whose first annotation is on frame 5 with ids 3 and 6."""
-    root = tmp_path_factory.mktemp("yv")
-    write_youtube(root, seed=4, num_videos=2, num_frames=4, height=48, width=80, max_objects=2)
-    frames, masks = render_video(np.random.default_rng(7), VideoSpec(20, 48, 80, 2, appear_at=[5, 10], object_ids=[3, 6]))
-    save_frames(root / "all_frames/valid_all_frames/JPEGImages/late", frames)
-    save_frames(root / "valid/JPEGImages/late", frames[::5], step=5)
-    for t, new_id in ((5, 3), (10, 6)):
-        save_mask(root / f"valid/Annotations/late/{t:05d}.png", np.where(masks[t] == new_id, new_id, 0).astype(np.uint8))
-    return root
+from tests.helpers import assert_one_line_error, run, save_frames, save_mask
 
 
 def test_eval_youtube(lite_checkpoint, youtube, tmp_path):
@@ -134,20 +102,8 @@ def test_eval_generic_folder_with_overlay(lite_checkpoint, tmp_path):
     save_mask(tmp_path / "masks/00000.png", np.where(masks[0] == 1, 1, 0).astype(np.uint8))
     save_mask(tmp_path / "masks/00003.png", np.where(masks[3] == 2, 2, 0).astype(np.uint8))
     out = tmp_path / "out"
-    run(
-        "eval_generic.py",
-        "--model",
-        str(lite_checkpoint),
-        "--video",
-        str(tmp_path / "frames"),
-        "--masks",
-        str(tmp_path / "masks"),
-        "--output",
-        str(out),
-        "--size",
-        "-1",
-        "--overlay",
-    )
+    run("eval_generic.py", "--model", str(lite_checkpoint), "--video", str(tmp_path / "frames"), "--masks", str(tmp_path / "masks"),
+        "--output", str(out), "--size", "-1", "--overlay")
     outputs = sorted((out / "frames").iterdir())
     assert [p.name for p in outputs] == [f"{t:05d}.png" for t in range(8)]
     assert all(Image.open(p).mode == "P" and Image.open(p).size == (64, 48) for p in outputs)
@@ -159,7 +115,7 @@ def test_eval_generic_folder_with_overlay(lite_checkpoint, tmp_path):
     assert gif.n_frames == 8
 
 
-def test_eval_generic_mp4(lite_checkpoint, tmp_path):
+def test_eval_generic_mp4(lite_checkpoint, tmp_path, cli):
     frames, masks = make_generic_video(tmp_path)
     writer = cv2.VideoWriter(str(tmp_path / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
     for frame in frames:
@@ -167,53 +123,21 @@ def test_eval_generic_mp4(lite_checkpoint, tmp_path):
     writer.release()
     save_mask(tmp_path / "masks/00000.png", masks[0])
     out = tmp_path / "out"
-    run(
-        "eval_generic.py",
-        "--model",
-        str(lite_checkpoint),
-        "--video",
-        str(tmp_path / "clip.mp4"),
-        "--masks",
-        str(tmp_path / "masks"),
-        "--output",
-        str(out),
-        "--size",
-        "32",
-    )
+    cli("eval_generic", "--model", lite_checkpoint, "--video", tmp_path / "clip.mp4", "--masks", tmp_path / "masks", "--output", out,
+        "--size", "32", check=True)
     outputs = sorted((out / "clip").iterdir())
     assert [p.name for p in outputs] == [f"{t:05d}.png" for t in range(8)]
     assert Image.open(outputs[-1]).size == (64, 48)
 
 
-def test_eval_generic_undecodable_video(lite_checkpoint, tmp_path):
+def test_eval_generic_undecodable_video(lite_checkpoint, tmp_path, cli):
     (tmp_path / "bad.mp4").write_bytes(b"not a video at all")
     save_mask(tmp_path / "masks/00000.png", np.zeros((4, 4), np.uint8))
-    proc = run(
-        "eval_generic.py",
-        "--model",
-        str(lite_checkpoint),
-        "--video",
-        str(tmp_path / "bad.mp4"),
-        "--masks",
-        str(tmp_path / "masks"),
-        "--output",
-        str(tmp_path / "o"),
-        check=False,
-    )
+    proc = cli("eval_generic", "--model", lite_checkpoint, "--video", tmp_path / "bad.mp4", "--masks", tmp_path / "masks",
+               "--output", tmp_path / "o")
     assert_one_line_error(proc, "bad.mp4", "cannot decode")
 
 
-def test_eval_youtube_missing_all_frames(lite_checkpoint, youtube, tmp_path):
-    proc = run(
-        "eval_youtube.py",
-        "--model",
-        str(lite_checkpoint),
-        "--yv",
-        str(youtube),
-        "--split",
-        "test",
-        "--output",
-        str(tmp_path / "o"),
-        check=False,
-    )
+def test_eval_youtube_missing_all_frames(lite_checkpoint, youtube, tmp_path, cli):
+    proc = cli("eval_youtube", "--model", lite_checkpoint, "--yv", youtube, "--split", "test", "--output", tmp_path / "o")
     assert_one_line_error(proc, "all_frames", "--sparse")

@@ -305,3 +305,11 @@ def check_archive_replaceable(zip_path: Path, output: Path) -> None:
         raise UserError(
             f"{zip_path}: exists and was not written from {output} by this project; it is left alone: move it or choose another --output"
         )
+
+
+def release_output_locks() -> None:
+    """Let go of every output folder's lock this process holds (:func:`lock_output` keeps them until the process
+    exits): for a caller that runs several commands in one process, such as the tests."""
+    while _held:
+        _, handle = _held.popitem()
+        handle.close()
