@@ -78,3 +78,20 @@ def test_documented_command_uses_real_script_and_flags(doc, script, flags):
     text = help_text(script)
     unknown = [f for f in flags if not re.search(rf"{re.escape(f)}\b", text)]
     assert not unknown, f"{doc}: {script} has no flag(s) {unknown}"
+
+
+LINK = re.compile(r"\]\(([^)#\s]+)(#[^)\s]*)?\)")
+
+
+def test_every_relative_link_resolves_and_every_document_is_linked_from_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    broken = []
+    for doc in [*DOCUMENTS, ROOT / "benchmarks" / "README.md"]:
+        for target, _ in LINK.findall(doc.read_text()):
+            if not target.startswith(("http://", "https://")) and not (doc.parent / target).exists():
+                broken.append(f"{doc.relative_to(ROOT)}: {target}")
+    assert not broken, broken
+    linked = {(ROOT / target).resolve() for target, _ in LINK.findall(readme)}
+    unlinked = [d.relative_to(ROOT).as_posix() for d in [*DOCUMENTS[1:], ROOT / "benchmarks" / "README.md"] if d.resolve() not in linked]
+    assert not unlinked, f"documents the README does not link: {unlinked}"
+    assert len(readme.splitlines()) <= 200
