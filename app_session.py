@@ -4,8 +4,8 @@ Each browser session gets a private folder (a random name under the app's tempor
 root) holding its upload, its first-frame mask and its runs; the folder is removed when
 the session ends. Uploaded files are copied under fixed names (a client's file name is
 never used as a path), limits (upload size, frames, pixels per frame from every frame's
-header) are checked on upload, before anything is decoded, and a session runs one
-propagation at a time. The run is ``eval_generic.py``'s: the same argument
+header) are checked on upload, before anything is decoded (``app_upload.py``), and a
+session runs one propagation at a time. The run is ``eval_generic.py``'s: the same argument
 parser, :func:`generic_video`, :func:`evaluation.runner.evaluate` and overlay writer.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import re
 import secrets
 import shutil
 import threading
@@ -28,16 +27,24 @@ import numpy as np
 from PIL import Image
 
 import eval_generic
+from app_upload import (
+    ZIP_MAGIC,
+    Limits,
+    check_frame_count,
+    check_mask_upload,
+    check_objects,
+    check_upload_size,
+    check_video_header,
+    extract_frames,
+)
 from datasets.generic_test_dataset import VIDEO_EXTENSIONS, generic_video
 from datasets.video_source import (
     LABEL_MAP_ADVICE,
-    VOID_LABEL,
     ImageFolderFrames,
     VideoFileFrames,
     VideoSource,
     check_sequence_folder,
     fit_words,
-    open_capture,
     sizes_close,
 )
 from evaluation.generic import overlay_fps, overlay_items
@@ -46,28 +53,14 @@ from evaluation.runner import evaluate
 from model.memory_policy import DAVIS_MEMORY
 from model.network import DEFAULT_TOP_K
 from util.errors import UserError
-from util.image_io import DEFAULT_MAX_PIXELS, load_mask, open_header, save_palette_png
+from util.image_io import DEFAULT_MAX_PIXELS, load_mask, save_palette_png
 from util.overlay import blend, write_overlay
 from util.palette import davis_palette
 from util.write_gate import writing
 
-FRAME_SUFFIXES = {".jpg": ".jpg", ".jpeg": ".jpg", ".png": ".png"}
-ZIP_MAGIC = b"PK\x03\x04"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CLIP_NAME = "clip"  # the video's name in outputs (never the uploaded file's name)
 MAX_OBJECTS = 8  # brush colours on the page: DAVIS palette entries 1..8
 SIDE_BY_SIDE_FRAMES = 4
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_upload_mb: float = 200.0
-    max_frames: int = 300
-    max_pixels: int = DEFAULT_MAX_PIXELS
-
-    @property
-    def max_upload_bytes(self) -> int:
-        return int(self.max_upload_mb * 1024 * 1024)
 
 
 @dataclass(frozen=True)
@@ -110,78 +103,6 @@ def brush_colours() -> list[str]:
     return ["#" + "".join(f"{int(v):02x}" for v in pal[k]) for k in range(1, MAX_OBJECTS + 1)]
 
 
-def natural_key(name: str) -> list:
-    """``frame2`` before ``frame10``."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
-def is_frame_member(info: zipfile.ZipInfo) -> bool:
-    path = Path(info.filename)
-    hidden = path.name.startswith(".") or "__MACOSX" in path.parts  # macOS resource forks, dot files
-    return not info.is_dir() and not hidden and path.suffix.lower() in FRAME_SUFFIXES
-
-
-def extract_frames(archive: Path, dest: Path, limits: Limits) -> int:
-    """The zip's .jpg/.png frames, in natural name order, written as ``dest/00000.jpg``…; member names are never paths."""
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            members = sorted((m for m in zf.infolist() if is_frame_member(m)), key=lambda m: natural_key(m.filename))
-            if not members:
-                raise UserError("the zip holds no .jpg or .png frames; zip the frames of one video")
-            check_frame_count(len(members), limits)
-            if sum(m.file_size for m in members) > 4 * limits.max_upload_bytes:
-                raise UserError(f"the zip's frames unpack to more than {4 * limits.max_upload_mb:g} MB; upload fewer or smaller frames")
-            for member in members:
-                check_member_header(zf, member, limits)
-            dest.mkdir(parents=True)
-            for index, member in enumerate(members):
-                with zf.open(member) as src, open(dest / f"{index:05d}{FRAME_SUFFIXES[Path(member.filename).suffix.lower()]}", "xb") as dst:
-                    shutil.copyfileobj(src, dst)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as e:
-        raise UserError(f"the zip cannot be read ({e}); zip the frames again") from None
-    return len(members)
-
-
-def check_member_header(zf: zipfile.ZipFile, member: zipfile.ZipInfo, limits: Limits) -> None:
-    """A zip member's image header (only its first bytes are unpacked): an image, within the pixel limit."""
-    with zf.open(member) as stream:
-        try:
-            with open_header(stream) as img:
-                width, height = img.size
-        except (OSError, SyntaxError, ValueError) as e:
-            raise UserError(f"{member.filename} in the zip is not a readable image ({e}); zip the frames again") from None
-    check_frame_pixels(f"{member.filename} in the zip", width, height, limits)
-
-
-def check_video_header(path: Path, limits: Limits) -> None:
-    """The video's frame size from its header (nothing decoded), within the pixel limit."""
-    capture = open_capture(path)
-    try:
-        width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    finally:
-        capture.release()
-    check_frame_pixels("the video", width, height, limits)
-
-
-def check_frame_pixels(what: str, width: int, height: int, limits: Limits) -> None:
-    if width * height > limits.max_pixels:
-        raise UserError(f"{what} has {width}x{height} frames ({width * height / 1e6:.1f} megapixels), more than this page's limit "
-                        f"of {limits.max_pixels / 1e6:g} megapixels per frame (app.py --max_pixels); upload smaller frames")
-
-
-def check_frame_count(count: int, limits: Limits) -> None:
-    if count > limits.max_frames:
-        raise UserError(f"the video has {count} frames, more than this page's limit of {limits.max_frames} "
-                        "(app.py --max_frames); upload a shorter clip")
-
-
-def check_upload_size(path: Path, limits: Limits, what: str) -> None:
-    size = path.stat().st_size
-    if size > limits.max_upload_bytes:
-        raise UserError(f"the {what} is {size / 2**20:.1f} MB, more than this page's limit of {limits.max_upload_mb:g} MB "
-                        "(app.py --max_upload_mb); upload a smaller file")
-
-
 def first_frame(video: VideoSource) -> np.ndarray:
     for rgb in video.frames:
         return rgb
@@ -203,11 +124,6 @@ def labels_from_layers(layers: list[np.ndarray], shape: tuple[int, int]) -> np.n
             distance = ((layer[painted][:, None, :3].astype(np.float32) - colours[None]) ** 2).sum(-1)
             ids[painted] = distance.argmin(1).astype(np.uint8) + 1
     return ids
-
-
-def check_objects(ids: np.ndarray) -> None:
-    if not any(v not in (0, VOID_LABEL) for v in np.unique(ids).tolist()):
-        raise UserError("the first-frame mask holds no object; paint at least one object or upload a PNG with non-zero labels")
 
 
 def reply(error: UserError, folder: Path) -> str:
@@ -288,10 +204,7 @@ class Session:
     def _set_mask_png(self, upload: Path) -> Path:
         self.mask_note = None
         clip = self.require_clip()
-        check_upload_size(upload, self.limits, "mask")
-        with open(upload, "rb") as f:
-            if f.read(8) != PNG_MAGIC:
-                raise UserError("the mask is not a PNG; upload a palette or grayscale PNG the size of the first frame")
+        check_mask_upload(upload, self.limits)
         path = self.fresh_masks() / f"{clip.first_stem}.png"
         with writing(path, "") as tmp:
             shutil.copyfile(upload, tmp)

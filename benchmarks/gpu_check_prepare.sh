@@ -2,8 +2,9 @@
 # Prepare, on this machine, what benchmarks/gpu_check.sh needs on a GPU machine that reaches no package index:
 #  .whl/      wheels of the packages missing there (progressbar2, gitpython, gdown and what they need), for
 #             Python 3.12 on manylinux x86_64, pinned to the versions tested here;
-#  .official/qdmn-official.tar   the official code's .py files at 301f7bf (git archive), when QDMN_OFFICIAL_REPO
-#             names a clone or bare git directory of yongliu20/QDMN.
+#  .official/qdmn-official.tar   the official code's .py files at HEAD (git archive of
+#             evaluation.official.OFFICIAL_HEAD), when QDMN_OFFICIAL_REPO names a clone or bare git
+#             directory of yongliu20/QDMN.
 # Both folders are ignored by git; name them in the device tool's carry list. docs/GPU_CHECK.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,8 @@ python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3
 ls -l .whl
 if [ -n "${QDMN_OFFICIAL_REPO:-}" ]; then
     mkdir -p .official
-    git -C "$QDMN_OFFICIAL_REPO" archive --format=tar -o "$PWD/.official/qdmn-official.tar" 301f7bf -- '*.py'
+    commit=$(python3 -c 'from evaluation.official import OFFICIAL_HEAD; print(OFFICIAL_HEAD)')
+    git -C "$QDMN_OFFICIAL_REPO" archive --format=tar -o "$PWD/.official/qdmn-official.tar" "$commit" -- '*.py'
     echo "official code: .official/qdmn-official.tar (commit $(git get-tar-commit-id < .official/qdmn-official.tar))"
 else
     echo "QDMN_OFFICIAL_REPO is not set: no official code to carry (the comparison with it will be skipped)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import ast
 import functools
+import re
 import sys
 import threading
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ import pytest
 
 from evaluation.arguments import add_eval_args, eval_config
 from evaluation.config import EvalConfig, memory_config
+from evaluation.official import OFFICIAL_HEAD
 from model.memory_policy import DAVIS_MEMORY
 from training.config import TrainConfig
 from training.hyper_para import build_parser, parse_config
@@ -177,3 +179,33 @@ def test_help_strings_are_one_short_line():
         for action in parser._actions:
             if action.help and action.help != argparse.SUPPRESS:
                 assert "\n" not in action.help and len(action.help) <= 100, f"{action.option_strings}: {action.help!r}"
+
+
+# ----------------------------------------------------------------------------- the official code's commit ids
+COMMIT_HOMES = {"evaluation/official.py", "docs/OFFICIAL_AGREEMENT.md"}  # where the official code is named for comparison
+HEX_TOKEN = re.compile(r"\b[0-9a-f]{7,40}\b", re.IGNORECASE)
+
+
+def official_commit_prefixes() -> set[str]:
+    """The 7-character prefixes of the official repository's commits that docs/OFFICIAL_AGREEMENT.md names."""
+    text = (ROOT / "docs" / "OFFICIAL_AGREEMENT.md").read_text()
+    return {t[:7].lower() for t in HEX_TOKEN.findall(text) if re.search(r"[a-fA-F]", t) and re.search(r"[0-9]", t)}
+
+
+def commit_ids_in(path: Path, prefixes: set[str]) -> list[str]:
+    return [f"{path.relative_to(ROOT).as_posix()}:{n}: {t}" for n, line in enumerate(path.read_text().splitlines(), 1)
+            for t in HEX_TOKEN.findall(line) if t[:7].lower() in prefixes]
+
+
+def test_official_commit_ids_appear_only_where_the_official_code_is_named_for_comparison():
+    prefixes = official_commit_prefixes()
+    assert {OFFICIAL_HEAD[:7], "301f7bf", "1c289dd"} <= prefixes, "docs/OFFICIAL_AGREEMENT.md no longer names the commits"
+    skip = {"tests", "data", "outputs", "saves", "log"}
+    files = [p for suffix in ("py", "md", "sh") for p in ROOT.rglob(f"*.{suffix}")
+             if p.is_file() and not any(part in skip or part.startswith(".") for part in p.relative_to(ROOT).parts[:-1])]
+    assert ROOT / "README.md" in files  # README.md too
+    homes = [p for p in files if p.relative_to(ROOT).as_posix() in COMMIT_HOMES]
+    assert len(homes) == len(COMMIT_HOMES) and all(commit_ids_in(p, prefixes) for p in homes), "the scan misses the homes"
+    offenders = [hit for p in sorted(files) if p not in homes for hit in commit_ids_in(p, prefixes)]
+    assert not offenders, ("official commit ids outside evaluation/official.py and docs/OFFICIAL_AGREEMENT.md (name "
+                           "'the official code at HEAD' and link docs/OFFICIAL_AGREEMENT.md):\n" + "\n".join(offenders))

@@ -50,7 +50,7 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("app.py", "remove_upload", "Path.unlink"): "Gradio's cached copy of an upload, inside the app's temporary root",
     ("app.py", "sweep_cache", "Path.unlink"): "stale files of Gradio's cache, inside the app's temporary root",
     ("app.py", "remove_if_empty", "Path.rmdir"): "empty folders of Gradio's cache",
-    ("app_session.py", "extract_frames", "open-xb"): "frames into a folder it just made; 'x' never replaces a file",
+    ("app_upload.py", "extract_frames", "open-xb"): "frames into a folder it just made; 'x' never replaces a file",
     ("app_session.py", "Session.discard", "shutil.rmtree"): "a sub-folder of the session's own folder (fixed names)",
     ("app_session.py", "Sessions.close", "shutil.rmtree"): "a closed session's own folder (a random name under the app's root)",
     # -- downloads: the resumable .part beside the destination; the destination itself is committed through the gate
