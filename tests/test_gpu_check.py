@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from scripts import gpu_check, join_parts, measure_run
-from scripts.gpu import profiles, runner, stage_train
+from scripts.gpu import profiles, report, runner, stage_train
 from util.errors import UserError
 from util.write_gate import RECORD_NAME, write_text
 
@@ -124,6 +124,21 @@ def test_parse_training_reads_losses_times_and_precision():
     assert fields["loss_first"] == 1.0 and fields["loss_last"] == pytest.approx(1 / 6, abs=1e-6) and fields["losses_finite"]
     assert fields["timed_iterations"] == 4 and fields["its_per_s"] == 4.0  # the first 2 (of 6) iterations are warm-up
     assert stage_train.parse_training("warning: --amp ignored: ...")["precision"].startswith("float32 (--amp ignored")
+    assert "compile_first_iteration_s" not in fields
+    compiled = stage_train.parse_training(output + "\n--compile: the first iteration took 73.4 s (compiling)")
+    assert compiled["compile_first_iteration_s"] == 73.4 and compiled["its_per_s"] == 4.0
+
+
+def test_the_summary_says_whether_it_compiled_and_how_long_evaluation_compiled():
+    compiling = {"requested": True, "train.py accepts": True, "eval_davis.py accepts": True, "passed to train.py": True,
+                 "passed to eval_davis.py": True}
+    runs = {"eval_fp32": {"device": "cuda", "status": "ok", "fps": 20.0, "frames": 117, "compile_seconds": 41.5},
+            "eval_cpu_reference": {"device": "cpu", "status": "ok", "fps": 1.0, "frames": 39, "compile_seconds": 0.0}}
+    results = {"command": "gpu_check --compile", "device": "cuda", "tiny": False, "git": "x", "started": "now", "budget_s": 540,
+               "checks": {}, "stages": {"env": {"status": "ok", "compile": compiling}, "eval": {"status": "ok", "runs": runs}}}
+    text = report.markdown(results)
+    assert "- --compile: requested True; passed to train.py True, to eval_davis.py True" in text
+    assert "| fp32 | cuda | ok | 20 | 117 | 41.5 |" in text and "| cpu_reference | cpu | ok | 1 | 39 | 0 |" in text
 
 
 def test_the_output_folder_must_hold_only_this_scripts_files(tmp_path, capsys):

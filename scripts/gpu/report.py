@@ -45,6 +45,13 @@ def markdown(results: dict[str, Any]) -> str:
             f"NCCL {versions.get('nccl', '–')}, Python {versions.get('python')}, CPU {versions.get('cpu')} ({versions.get('cpus')})",
             "",
         ]
+    compiling = env.get("compile")
+    if isinstance(compiling, dict):
+        lines += [
+            f"- --compile: requested {compiling.get('requested')}; passed to train.py {compiling.get('passed to train.py')}, "
+            f"to eval_davis.py {compiling.get('passed to eval_davis.py')} (docs/COMPILE.md)",
+            "",
+        ]
     lines += ["## Stages", "", "| stage | status | seconds | time box (s) |", "|---|---|---:|---:|"]
     for name in STAGES:
         if name in stages:
@@ -86,13 +93,13 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             "## Evaluation (eval_davis.py)",
             "",
-            "| run | device | status | FPS | frames | peak CUDA MiB | peak RSS MiB |",
-            "|---|---|---|---:|---:|---:|---:|",
+            "| run | device | status | FPS | frames | compile s | peak CUDA MiB | peak RSS MiB |",
+            "|---|---|---|---:|---:|---:|---:|---:|",
         ]
         for name, r in eval_runs.items():
             lines.append(
                 f"| {name} | {cell(r.get('device'))} | {cell(r.get('status'))} | {cell(r.get('fps'))} | {cell(r.get('frames'))} | "
-                f"{cell(r.get('peak_cuda_allocated_mib'))} | {cell(r.get('peak_rss_mib'))} |"
+                f"{cell(r.get('compile_seconds'))} | {cell(r.get('peak_cuda_allocated_mib'))} | {cell(r.get('peak_rss_mib'))} |"
             )
         for name, a in (ev.get("device_vs_cpu") or {}).items():
             lines.append(

@@ -64,6 +64,7 @@ def eval_record(check: Check, measure: dict[str, Any], stats: dict[str, Any]) ->
         "fps": stats.get("fps"),
         "frames": stats.get("frames"),
         "eval_seconds": stats.get("seconds"),
+        "compile_seconds": stats.get("compile_seconds"),  # --compile: not in eval_seconds and fps
         "peak_memory_frames": stats.get("peak_memory_frames"),
         "peak_rss_mib": measure.get("peak_rss_mib"),
     }

@@ -44,6 +44,9 @@ def parse_training(output: str) -> dict[str, Any]:
         "precision": training_precision(output),
         "memory_format": (re.findall(r"memory format: (\S+)", output) or ["?"])[-1],
     }
+    compiling = re.search(r"--compile: the first iteration took (\S+) s", output)
+    if compiling:
+        fields["compile_first_iteration_s"] = float(compiling.group(1))
     warm = times[min(3, len(times) // 3) :] if len(times) > 1 else times
     if warm:
         fields["iteration_s_median"] = statistics.median(warm)
