@@ -312,11 +312,12 @@ def train(opts: TrainConfig, env: DistEnv, config: ModelConfig, data: StageData,
     try:
         return train_from(opts, env, config, data, resume, network_state, log, logger, save_path)
     except BaseException:
-        if logger is not None:
-            logger.close()  # its writer thread ends with the run (an in-process caller goes on)
         if save_path is not None:
             remove_if_empty(save_path.parent)  # a run that saved nothing leaves no folder behind
         raise
+    finally:
+        if logger is not None:
+            logger.close()  # its writer thread ends with the run, however it ends (an in-process caller goes on)
 
 
 @contextlib.contextmanager
@@ -436,8 +437,6 @@ def train_from(opts: TrainConfig, env: DistEnv, config: ModelConfig, data: Stage
         save()
     if env.distributed:
         check_ranks_agree(net, env)
-    if logger is not None:
-        logger.close()
     return 0
 
 

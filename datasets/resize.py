@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterable
 from multiprocessing import Pool
 from pathlib import Path
@@ -66,7 +67,7 @@ def resize_video(job: tuple[Path, Path], size: int, is_mask: bool) -> None:
 def run_jobs(function: Callable, jobs: list, processes: int, label: str) -> None:
     """Apply ``function`` to every job with a progress bar, in a Pool when ``processes > 1``."""
     widgets = [f"{label} ", progressbar.Counter(), f"/{len(jobs)} ", progressbar.Bar(), " ", progressbar.ETA()]
-    with progressbar.ProgressBar(max_value=len(jobs), widgets=widgets) as bar:
+    with progressbar.ProgressBar(max_value=len(jobs), widgets=widgets, fd=sys.stderr) as bar:  # the current stderr
         if processes <= 1 or len(jobs) <= 1:
             results: Iterable = map(function, jobs)
             for i, _ in enumerate(results, 1):
@@ -155,7 +156,7 @@ def resize_tree(in_dir: Path, out_dir: Path, size: int = TREE_SIZE, shrink_only:
     todo = [rel for rel in images if not (out_dir / rel).is_file()]
     print(f"{len(images)} images, {len(images) - len(todo)} already done")
     function = functools.partial(resize_file, in_dir=in_dir, out_dir=out_dir, size=size, shrink_only=shrink_only, nearest=nearest)
-    with progressbar.ProgressBar(max_value=max(1, len(todo))) as bar:
+    with progressbar.ProgressBar(max_value=max(1, len(todo)), fd=sys.stderr) as bar:
         if processes <= 1 or len(todo) <= 1:
             for i, rel in enumerate(todo, 1):
                 function(rel)

@@ -56,13 +56,18 @@ def pytest_collection_modifyitems(items: list) -> None:
 def process_state() -> Iterator[None]:
     """What an in-process command sets for the whole process, as it was before the test: torch's threads (every entry
     point sets them), grad mode, denormals (train.py flushes them; hypothesis needs them), the SIGINT and SIGTERM
-    handlers (train.py's stop flag), and the output folders' locks (held until the process exits)."""
+    handlers (train.py's stop flag), and the output folders' locks (held until the process exits). Progress bars write
+    to this test's streams: progressbar keeps the streams it found first, an earlier test's, closed since."""
+    import progressbar
     import torch
 
     from util.output_safety import release_output_locks
 
     threads, grad = torch.get_num_threads(), torch.is_grad_enabled()
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    streams = progressbar.streams
+    streams.original_stdout = streams.stdout = sys.stdout
+    streams.original_stderr = streams.stderr = sys.stderr
     yield
     release_output_locks()
     torch.set_num_threads(threads)

@@ -134,9 +134,9 @@ def _progress_bar(label: str, total: int | None, initial: int, enabled: bool):
     if total:
         widgets = [f"{label} ", progressbar.Percentage(), " ", progressbar.Bar(), " ", progressbar.DataSize(), " ",
                    progressbar.FileTransferSpeed(), " ", progressbar.ETA()]
-        return progressbar.ProgressBar(max_value=total, initial_value=initial, widgets=widgets)
+        return progressbar.ProgressBar(max_value=total, initial_value=initial, widgets=widgets, fd=sys.stderr)
     widgets = [f"{label} ", progressbar.DataSize(), " ", progressbar.FileTransferSpeed(), " ", progressbar.AnimatedMarker()]
-    return progressbar.ProgressBar(max_value=progressbar.UnknownLength, initial_value=initial, widgets=widgets)
+    return progressbar.ProgressBar(max_value=progressbar.UnknownLength, initial_value=initial, widgets=widgets, fd=sys.stderr)
 
 
 def _stream(response, part: Path, mode: str, offset: int, total: int | None, chunk: int, label: str, progress: bool) -> int:
