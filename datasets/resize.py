@@ -14,7 +14,6 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Iterable
-from multiprocessing import Pool
 from pathlib import Path
 
 import cv2
@@ -23,6 +22,7 @@ from PIL import Image
 
 from datasets import layouts
 from util.errors import UserError
+from util.pool import imap_unordered
 
 FOLDERS = (layouts.FRAMES, layouts.ANNOTATIONS)
 DEFAULT_SIZE = 480
@@ -73,9 +73,8 @@ def run_jobs(function: Callable, jobs: list, processes: int, label: str) -> None
             for i, _ in enumerate(results, 1):
                 bar.update(i)
             return
-        with Pool(processes=processes) as pool:
-            for i, _ in enumerate(pool.imap_unordered(function, jobs), 1):
-                bar.update(i)
+        for i, _ in enumerate(imap_unordered(function, jobs, processes), 1):
+            bar.update(i)
 
 
 def resize_all(in_dir: str | os.PathLike, out_dir: str | os.PathLike, size: int = DEFAULT_SIZE, processes: int = 8) -> int:
@@ -162,7 +161,6 @@ def resize_tree(in_dir: Path, out_dir: Path, size: int = TREE_SIZE, shrink_only:
                 function(rel)
                 bar.update(i)
         else:
-            with Pool(processes=processes) as pool:
-                for i, _ in enumerate(pool.imap_unordered(function, todo, chunksize=16), 1):
-                    bar.update(i)
+            for i, _ in enumerate(imap_unordered(function, todo, processes, chunksize=16), 1):
+                bar.update(i)
     return len(todo)

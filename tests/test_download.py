@@ -542,3 +542,30 @@ def test_resize_length(tmp_path, capsys):
         with pytest.raises(SystemExit) as exc:
             rl.main(argv)
         assert exc.value.code == 2 and capsys.readouterr().err.startswith("error: ")
+
+
+
+def _square(x: int) -> int:
+    if x < 0:
+        raise ValueError(f"negative job {x}")
+    return x * x
+
+
+def test_worker_pools_close_when_done_and_terminate_only_on_failure(monkeypatch):
+    """util.pool: after every result the workers are closed and joined, never sent SIGTERM (with ``with Pool()``, a
+    worker that inherited a Python SIGTERM handler can keep the join waiting for ever); a failing job terminates them."""
+    import multiprocessing.pool
+
+    from util import pool
+
+    terminated = []
+    real = multiprocessing.pool.Pool.terminate
+    monkeypatch.setattr(multiprocessing.pool.Pool, "terminate", lambda self: (terminated.append(True), real(self)))
+    assert sorted(pool.imap_unordered(_square, range(20), 2)) == [x * x for x in range(20)]
+    assert pool.map_ordered(_square, list(range(10)), 2) == [x * x for x in range(10)]
+    assert not terminated
+    with pytest.raises(ValueError, match="negative job -3"):
+        list(pool.imap_unordered(_square, [1, 2, -3, 4], 2))
+    with pytest.raises(ValueError, match="negative job -1"):
+        pool.map_ordered(_square, [1, -1], 2)
+    assert len(terminated) == 2

@@ -10,7 +10,6 @@ import io
 import math
 import os
 from collections.abc import Sequence
-from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from PIL import Image
 
 from util import write_gate
 from util.metrics import BOUND_TH, VOID_LABEL, EvaluationError, check_prediction_ids, evaluate_frames
+from util.pool import map_ordered
 
 GLOBAL_CSV = "global_results.csv"
 PER_SEQUENCE_CSV = "per-sequence_results.csv"
@@ -193,8 +193,7 @@ def evaluate_folders(
     if processes == 1:
         results = [_evaluate_sequence_folder(job) for job in jobs]
     else:
-        with Pool(processes) as pool:
-            results = pool.map(_evaluate_sequence_folder, jobs, chunksize=1)
+        results = map_ordered(_evaluate_sequence_folder, jobs, processes)
     per_sequence = dict(results)
     if not any(res["objects"] for res in per_sequence.values()):
         raise EvaluationError(f"{gt_root}: no objects in the first ground-truth frame of any sequence")
