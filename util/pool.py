@@ -1,15 +1,17 @@
-"""Worker processes that end by finishing their work, not by a signal.
+"""Worker processes that always end.
 
-``with multiprocessing.Pool() as pool`` terminates its workers on leaving the block, even
-after every result is in: each gets SIGTERM. A worker that inherited a Python SIGTERM
-handler from its parent (an embedding application's, or ``train.py``'s stop flag) does not
-die of it while it waits for the next task on the pool's queue lock, and the pool's join
-then waits for ever. Here the pool is closed and joined once every result is in, and
-terminated only when the caller stops early or a job fails.
+``with multiprocessing.Pool() as pool`` terminates its workers with SIGTERM on leaving the
+block, even after every result is in. A forked worker inherits its parent's Python signal
+handlers (an embedding application's, ``train.py``'s stop flag, a test runner's); one that
+catches SIGTERM does not die of it while it waits on the pool's queue lock, and the pool's
+join then waits for ever. Here every worker starts with the default SIGTERM and SIGINT
+actions, and the pool is closed and joined once every result is in; it is terminated only
+when the caller stops early or a job fails.
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing import Pool
 from typing import Any, TypeVar
@@ -17,9 +19,14 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+def _default_signals() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which terminates the pool
+
+
 def imap_unordered(function: Callable[[T], Any], jobs: Iterable[T], processes: int, chunksize: int = 1) -> Iterator[Any]:
     """``function`` over ``jobs`` in ``processes`` worker processes, results as they come."""
-    pool = Pool(processes=processes)
+    pool = Pool(processes=processes, initializer=_default_signals)
     finished = False
     try:
         yield from pool.imap_unordered(function, jobs, chunksize=chunksize)
@@ -34,7 +41,7 @@ def imap_unordered(function: Callable[[T], Any], jobs: Iterable[T], processes: i
 
 def map_ordered(function: Callable[[T], Any], jobs: list[T], processes: int, chunksize: int = 1) -> list[Any]:
     """``function`` over ``jobs`` in ``processes`` worker processes, results in the jobs' order."""
-    pool = Pool(processes=processes)
+    pool = Pool(processes=processes, initializer=_default_signals)
     try:
         results = pool.map(function, jobs, chunksize=chunksize)
     except BaseException:
