@@ -206,6 +206,8 @@ def test_official_commit_ids_appear_only_where_the_official_code_is_named_for_co
     assert ROOT / "README.md" in files  # README.md too
     homes = [p for p in files if p.relative_to(ROOT).as_posix() in COMMIT_HOMES]
     assert len(homes) == len(COMMIT_HOMES) and all(commit_ids_in(p, prefixes) for p in homes), "the scan misses the homes"
-    offenders = [hit for p in sorted(files) if p not in homes for hit in commit_ids_in(p, prefixes)]
+    # the side-by-side reports scripts/benchmark.py writes name the official commit they ran: a comparison too
+    reports = {p for p in files if p.parent == ROOT / "benchmarks" and p.suffix == ".md" and p.name != "README.md"}
+    offenders = [hit for p in sorted(files) if p not in homes and p not in reports for hit in commit_ids_in(p, prefixes)]
     assert not offenders, ("official commit ids outside evaluation/official.py and docs/OFFICIAL_AGREEMENT.md (name "
                            "'the official code at HEAD' and link docs/OFFICIAL_AGREEMENT.md):\n" + "\n".join(offenders))
