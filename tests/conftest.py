@@ -28,13 +28,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# Measured per file in one process on a loaded 2-core machine (`OMP_NUM_THREADS=1 python -m pytest -q -n 0
-# --durations=0 tests/<file>`, the default selection: not the slow tests), longest first; files not named here follow.
+# Measured per file on a quiet 2-core AMD EPYC (`python -m pytest -q --durations=0`, the default selection: not the
+# slow tests; setup and call times summed per file), longest first; files not named here follow.
 SLOWEST_FIRST = (
-    "test_training.py", "test_app.py", "test_youtube_generic.py", "test_train_safety.py", "test_fast_paths.py",
-    "test_benchmark.py", "test_heldout.py", "test_download.py", "test_distributed_eval.py", "test_eval_cli.py", "test_demo.py",
-    "test_network.py", "test_eval_resume.py", "test_output_safety.py", "test_export.py", "test_fuzz.py", "test_bad_inputs.py",
-    "test_hostile_inputs.py",
+    "test_training.py", "test_app.py", "test_real_footage_limits.py", "test_compile.py", "test_run_limits.py",
+    "test_distributed_eval.py", "test_youtube_generic.py", "test_train_safety.py", "test_fast_paths.py", "test_eval_cli.py",
+    "test_demo.py", "test_download.py", "test_eval_resume.py", "test_benchmark.py", "test_network.py", "test_gpu_check.py",
+    "test_export.py", "test_write_gate.py", "test_output_safety.py", "test_completion.py", "test_bad_inputs.py",
+    "test_hostile_inputs.py", "test_fuzz.py", "test_metrics.py", "test_structure.py",
 )
 
 

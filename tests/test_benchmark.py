@@ -61,6 +61,7 @@ def test_benchmark_amp_without_native_bfloat16_runs_float32_with_one_warning(tmp
     assert len([line for line in stderr.splitlines() if "--amp ignored" in line]) == 1
 
 
+@pytest.mark.slow  # seconds: in .ci/run (-m ''), out of the default selection
 def test_benchmark_forced_amp_sizes_the_emulated_matmul_down(tmp_path, cli):
     """On a CPU without native bfloat16 a 2048^2 bfloat16 matmul takes over a minute: the peak uses a small one."""
     result, _ = _amp_run(cli, tmp_path, "--force_amp", native="0")

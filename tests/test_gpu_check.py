@@ -47,6 +47,7 @@ def run_check(out: Path, work: Path, *args: str, timeout: int = 600) -> subproce
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow  # seconds: in .ci/run (-m ''), out of the default selection
 def test_dry_run_of_the_environment_stage(tmp_path):
     """The script as a process: results in the output folder, CUDA fields marked skipped, the wheels installed."""
     wheels = tmp_path / "wheels"

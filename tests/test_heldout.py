@@ -132,6 +132,7 @@ def test_heldout_refuses_foreign_folders(tmp_path, make):
     assert make(out, *small, "--overwrite").returncode == 0
 
 
+@pytest.mark.slow  # seconds: in .ci/run (-m ''), out of the default selection
 def test_evidence_script_scores_the_model_and_the_baseline_on_held_out_clips(lite_checkpoint, tmp_path, make, cli):
     """scripts/evidence_synthvos.py --heldout: a row per layout and method, the baseline's J&F as the copied masks give it.
     The script runs in-process; it runs eval_davis.py and eval_youtube.py as processes."""
