@@ -25,8 +25,7 @@ import torch.distributed as dist
 if not __package__:  # `python scripts/NAME.py`: the packages are in the repository root, not in scripts/
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from training.config import TrainConfig
-from training.hyper_para import parse_args as train_args
+from training.hyper_para import parse_config
 from training.runtime import DistEnv, init_distributed, resolve_env
 from util.errors import exit_on_user_error
 from util.write_gate import write_json
@@ -78,7 +77,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("result", type=Path, help="JSON file rank 0 writes")
     parser.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK when CUDA is available), cpu or cuda")
     args = parser.parse_args(argv)
-    env = resolve_env(TrainConfig.from_namespace(train_args(["--device", args.device])))
+    env = resolve_env(parse_config(["--device", args.device]))
     result = probe(env)
     if env.is_main:
         write_json(args.result, result, "RESULT.json")
