@@ -34,6 +34,7 @@ from datasets.video_source import VideoFileFrames, fit_tolerance, pad_or_crop, s
 from datasets.yv_test_dataset import youtube_videos
 from evaluation.generic import DEFAULT_FPS, overlay_fps
 from model.checkpoint import safe_load
+from tests.helpers import call
 from util.errors import UserError
 from util.image_io import header_size, load_mask, load_rgb, save_palette_png
 
@@ -55,32 +56,6 @@ def ckpt(tmp_path_factory) -> Path:
 def clip() -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Three 48x64 RGB frames and their label maps (two objects)."""
     return render_video(np.random.default_rng(5), VideoSpec(3, H, W, 2))
-
-
-@pytest.fixture
-def torch_state(monkeypatch):
-    """An in-process run sets torch's threads and turns gradients off process-wide: restored. Its progress bar writes
-    to the stream progressbar found when first imported (a capture pytest may have closed since): the process's own."""
-    import progressbar.utils
-    import torch
-
-    monkeypatch.setattr(progressbar.utils.streams, "original_stdout", sys.__stdout__)
-    monkeypatch.setattr(progressbar.utils.streams, "stdout", sys.__stdout__)
-    threads, grad = torch.get_num_threads(), torch.is_grad_enabled()
-    yield
-    torch.set_num_threads(threads)
-    torch.set_grad_enabled(grad)
-
-
-def call(main, *argv: str, capsys) -> tuple[int, list[str], str]:
-    """``main(argv)`` in-process: (exit code, non-empty stderr lines, stdout)."""
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, [line for line in err.splitlines() if line.strip()], out
 
 
 def generic_args(video: Path, masks: Path, ckpt: Path, out: Path, *extra: str) -> list[str]:
@@ -235,7 +210,7 @@ def test_the_1_percent_bound_on_both_sides():
     assert np.array_equal(pad_or_crop(ids, (2, 3)), ids[:2, :3])
 
 
-def test_generic_annotations_within_1_percent_are_padded_or_cropped_with_one_warning_each(clip, ckpt, tmp_path, capsys, torch_state):
+def test_generic_annotations_within_1_percent_are_padded_or_cropped_with_one_warning_each(clip, ckpt, tmp_path, capsys):
     frames = write_frames(tmp_path / "frames", clip[0], ".jpg")
     masks = tmp_path / "masks"
     masks.mkdir()
@@ -288,7 +263,7 @@ def test_davis_and_youtube_layouts_stay_strict(tmp_path):
 
 
 # ----------------------------------------------------------------------------- video files: frame rate, rotation
-def test_the_overlay_keeps_the_video_files_frame_rate_unless_fps_is_given(clip, ckpt, tmp_path, capsys, torch_state):
+def test_the_overlay_keeps_the_video_files_frame_rate_unless_fps_is_given(clip, ckpt, tmp_path, capsys):
     mp4 = write_mp4(tmp_path / "clip.mp4", clip[0], 30000 / 1001)
     masks = tmp_path / "masks"
     masks.mkdir()
@@ -304,7 +279,7 @@ def test_the_overlay_keeps_the_video_files_frame_rate_unless_fps_is_given(clip, 
     assert overlay_fps(generic_video(frames, masks)) == DEFAULT_FPS  # a frame folder has no frame rate
 
 
-def test_the_page_overlay_keeps_the_video_files_frame_rate(clip, ckpt, tmp_path, torch_state):
+def test_the_page_overlay_keeps_the_video_files_frame_rate(clip, ckpt, tmp_path):
     mp4 = write_mp4(tmp_path / "clip.mp4", clip[0], 30000 / 1001)
     save_palette_png(tmp_path / "mask.png", clip[1][0])
     session = Sessions(tmp_path / "sessions", Limits()).get("visitor")
@@ -357,7 +332,7 @@ def run_masks(frames: Path, masks: Path, ckpt: Path, out: Path, capsys) -> list[
     return [load_mask(p) for p in sorted((out / frames.name).glob("*.png"))]
 
 
-def test_16bit_and_exif_rotated_frames_give_the_masks_of_their_8bit_upright_copies(clip, ckpt, tmp_path, capsys, torch_state):
+def test_16bit_and_exif_rotated_frames_give_the_masks_of_their_8bit_upright_copies(clip, ckpt, tmp_path, capsys):
     images, ids = clip
     masks = tmp_path / "masks"
     masks.mkdir()
