@@ -53,13 +53,19 @@ def test_the_zero_filter_can_be_switched(tmp_path):
     assert settings.quality_mean == "all" and "# scores = list(filter(" in (tmp_path / "inference_core.py").read_text()
 
 
-def test_the_requested_commit_is_extracted_from_a_git_repository(tmp_path):
-    repo = stand_in(tmp_path / "repo", False)
+def committed_stand_in(folder: Path) -> tuple[Path, list[str], str]:
+    """A stand-in of the official code committed once to a new git repository: (repository, git command prefix, commit)."""
+    repo = stand_in(folder, False)
     git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "first"], check=True)
-    first = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    return repo, git, commit
+
+
+def test_the_requested_commit_is_extracted_from_a_git_repository(tmp_path):
+    repo, git, first = committed_stand_in(tmp_path / "repo")
     (repo / "inference_core.py").write_text("changed later\n")
     subprocess.run([*git, "commit", "-q", "-am", "second"], check=True)
     dest = tmp_path / "copy"
@@ -87,12 +93,7 @@ def test_random_checkpoint_qam_bias_is_calibrated_to_a_zero_share(tmp_path, caps
 
 
 def test_a_git_archive_of_the_official_code_is_accepted_with_its_commit(tmp_path):
-    repo = stand_in(tmp_path / "repo", False)
-    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "first"], check=True)
-    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    repo, git, commit = committed_stand_in(tmp_path / "repo")
     archive = tmp_path / "official.tar"
     subprocess.run([*git, "archive", "--format=tar", "-o", str(archive), "HEAD", "--", "*.py"], check=True)
     assert co.copy_official(archive, tmp_path / "copy", commit[:7]) == commit
