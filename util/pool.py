@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from multiprocessing import Pool
 from typing import Any, TypeVar
 
@@ -24,30 +25,28 @@ def _default_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which terminates the pool
 
 
-def imap_unordered(function: Callable[[T], Any], jobs: Iterable[T], processes: int, chunksize: int = 1) -> Iterator[Any]:
-    """``function`` over ``jobs`` in ``processes`` worker processes, results as they come."""
-    pool = Pool(processes=processes, initializer=_default_signals)
-    finished = False
-    try:
-        yield from pool.imap_unordered(function, jobs, chunksize=chunksize)
-        finished = True
-    finally:
-        if finished:
-            pool.close()
-        else:
-            pool.terminate()
-        pool.join()
-
-
-def map_ordered(function: Callable[[T], Any], jobs: list[T], processes: int, chunksize: int = 1) -> list[Any]:
-    """``function`` over ``jobs`` in ``processes`` worker processes, results in the jobs' order."""
+@contextmanager
+def worker_pool(processes: int) -> Iterator[Pool]:
+    """A pool that is closed and joined when the block ends normally, terminated when it ends by an exception."""
     pool = Pool(processes=processes, initializer=_default_signals)
     try:
-        results = pool.map(function, jobs, chunksize=chunksize)
+        yield pool
     except BaseException:
         pool.terminate()
         pool.join()
         raise
     pool.close()
     pool.join()
-    return results
+
+
+def imap_unordered(function: Callable[[T], Any], jobs: Iterable[T], processes: int, chunksize: int = 1) -> Iterator[Any]:
+    """``function`` over ``jobs`` in ``processes`` worker processes, results as they come (a caller that stops early
+    terminates the workers)."""
+    with worker_pool(processes) as pool:
+        yield from pool.imap_unordered(function, jobs, chunksize=chunksize)
+
+
+def map_ordered(function: Callable[[T], Any], jobs: list[T], processes: int, chunksize: int = 1) -> list[Any]:
+    """``function`` over ``jobs`` in ``processes`` worker processes, results in the jobs' order."""
+    with worker_pool(processes) as pool:
+        return pool.map(function, jobs, chunksize=chunksize)
